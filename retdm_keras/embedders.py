@@ -1,0 +1,255 @@
+"""The two embedders of RETDM: ``f`` for images and ``g`` for label sets.
+
+``ImageEmbedder`` (f) takes raw images (float pixels in [0, 255]) — or, with the ``"mlp"``
+backbone, pre-extracted feature vectors — applies the backbone's own preprocessing, runs a
+``keras.applications`` backbone, pools, and projects to ``embed_dim`` (512 in the paper).
+``LabelEmbedder`` (g) maps a multi-hot label vector to the same space with two Dense layers.
+
+Backbones (``ImageEmbedder.BACKBONES``):
+
+=================== ==========================================================================
+``vgg16``           the paper's network: VGG-16 with its last FC layer dropped and the second
+                    FC replaced by ``embed_dim`` units. At 224 px with ImageNet weights the
+                    pretrained ``fc1`` (4096) is kept; otherwise ``fc1`` is a new 4096 layer on
+                    average-pooled conv features.
+``resnet50``        ResNet-50, average-pooled.
+``mobilenet``       MobileNet v1 (``width`` = alpha, default 0.25), average-pooled.
+``mobilenet_v2``    MobileNetV2 (``width`` = alpha, default 1.0), average-pooled.
+``efficientnetv2b0`` EfficientNetV2-B0 (preprocessing built in), average-pooled.
+``mlp``             feature vectors of size ``input_dim`` → ``hidden_units`` ReLU layers.
+``tiny_cnn``        three small conv blocks, for tests and quick experiments.
+=================== ==========================================================================
+
+``weights`` is ``"imagenet"``, ``None`` (random) or a path to a weights file, as in
+``keras.applications``. It is used only when the layer is first created: ``get_config`` stores
+``None`` because a saved model carries its own weights.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+_PACKAGE = "retdm_keras"
+
+
+def _scale_minus_one_to_one(x):
+    return x / 127.5 - 1.0
+
+
+def _scale_zero_to_one(x):
+    return x / 255.0
+
+
+def _caffe(x):
+    # RGB -> BGR and ImageNet mean subtraction, as keras.applications.{vgg16,resnet50}.
+    mean = ops.convert_to_tensor([103.939, 116.779, 123.68], dtype=x.dtype)
+    return ops.flip(x, axis=-1) - mean
+
+
+def _identity(x):
+    return x
+
+
+# name -> (preprocessing, builder(image_shape, weights, width) -> keras.Model, default width)
+def _mobilenet(shape, weights, width):
+    return keras.applications.MobileNet(
+        input_shape=shape, alpha=width, include_top=False, weights=weights, pooling="avg"
+    )
+
+
+def _mobilenet_v2(shape, weights, width):
+    return keras.applications.MobileNetV2(
+        input_shape=shape, alpha=width, include_top=False, weights=weights, pooling="avg"
+    )
+
+
+def _resnet50(shape, weights, width):
+    return keras.applications.ResNet50(
+        input_shape=shape, include_top=False, weights=weights, pooling="avg"
+    )
+
+
+def _efficientnetv2b0(shape, weights, width):
+    return keras.applications.EfficientNetV2B0(
+        input_shape=shape,
+        include_top=False,
+        weights=weights,
+        pooling="avg",
+        include_preprocessing=True,
+    )
+
+
+def _vgg16(shape, weights, width):
+    if weights is not None and tuple(shape[:2]) == (224, 224):
+        # Keep the pretrained fc1 (4096); fc2 becomes our projection, predictions are dropped.
+        full = keras.applications.VGG16(input_shape=shape, include_top=True, weights=weights)
+        return keras.Model(full.input, full.get_layer("fc1").output, name="vgg16_fc1")
+    conv = keras.applications.VGG16(
+        input_shape=shape, include_top=False, weights=weights, pooling="avg"
+    )
+    fc1 = layers.Dense(4096, activation="relu", name="fc1")(conv.output)
+    return keras.Model(conv.input, fc1, name="vgg16_fc1")
+
+
+def _tiny_cnn(shape, weights, width):
+    if weights is not None:
+        raise ValueError("the 'tiny_cnn' backbone has no pretrained weights; use weights=None")
+    inputs = keras.Input(shape)
+    x = inputs
+    for filters in (8, 16, 32):
+        x = layers.Conv2D(filters, 3, strides=2, padding="same", activation="relu")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, x, name="tiny_cnn")
+
+
+_BACKBONES = {
+    "vgg16": (_caffe, _vgg16, None),
+    "resnet50": (_caffe, _resnet50, None),
+    "mobilenet": (_scale_minus_one_to_one, _mobilenet, 0.25),
+    "mobilenet_v2": (_scale_minus_one_to_one, _mobilenet_v2, 1.0),
+    "efficientnetv2b0": (_identity, _efficientnetv2b0, None),
+    "tiny_cnn": (_scale_zero_to_one, _tiny_cnn, None),
+}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class ImageEmbedder(layers.Layer):
+    """``f``: image (or feature vector) → ``embed_dim`` embedding.
+
+    Args:
+        backbone: one of ``ImageEmbedder.BACKBONES``.
+        image_size: int or ``(height, width)`` of the input images (ignored for ``"mlp"``).
+        embed_dim: size of the embedding (the paper: 512).
+        weights: ``"imagenet"``, ``None`` or a weights file path (backbone only).
+        width: width multiplier ``alpha`` for the MobileNets (default 0.25 for ``"mobilenet"``,
+            1.0 for ``"mobilenet_v2"``).
+        input_dim: feature size, required for ``"mlp"``.
+        hidden_units: hidden layer sizes of the ``"mlp"`` backbone.
+        dropout: dropout rate before the projection.
+
+    Examples:
+
+    >>> import numpy as np
+    >>> f = ImageEmbedder("tiny_cnn", image_size=32, embed_dim=16)
+    >>> f(np.zeros((2, 32, 32, 3), "float32")).shape
+    (2, 16)
+    >>> f = ImageEmbedder("mlp", input_dim=294, embed_dim=16)
+    >>> f(np.zeros((2, 294), "float32")).shape
+    (2, 16)
+    """
+
+    BACKBONES = (*_BACKBONES, "mlp")
+
+    def __init__(
+        self,
+        backbone: str = "mobilenet_v2",
+        image_size: int | tuple[int, int] = 224,
+        embed_dim: int = 512,
+        weights: str | None = None,
+        width: float | None = None,
+        input_dim: int | None = None,
+        hidden_units: tuple[int, ...] = (512,),
+        dropout: float = 0.0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if backbone not in self.BACKBONES:
+            raise ValueError(f"unknown backbone {backbone!r}; choose one of {self.BACKBONES}")
+        if isinstance(image_size, int):
+            image_size = (image_size, image_size)
+        # === config ===
+        self.backbone_name = backbone
+        self.image_size = tuple(int(s) for s in image_size)
+        self.embed_dim = int(embed_dim)
+        self.width = width
+        self.input_dim = input_dim
+        self.hidden_units = tuple(int(h) for h in hidden_units)
+        self.dropout_rate = float(dropout)
+
+        # === layers ===
+        if backbone == "mlp":
+            if not input_dim:
+                raise ValueError("the 'mlp' backbone needs input_dim (the feature size)")
+            self._preprocess = _identity
+            inputs = keras.Input((int(input_dim),))
+            x = inputs
+            for units in self.hidden_units:
+                x = layers.Dense(units, activation="relu")(x)
+            self.backbone = keras.Model(inputs, x, name="mlp")
+        else:
+            preprocess, build, default_width = _BACKBONES[backbone]
+            self._preprocess = preprocess
+            if self.width is None:
+                self.width = default_width
+            self.backbone = build((*self.image_size, 3), weights, self.width)
+        self.dropout = layers.Dropout(self.dropout_rate)
+        self.projection = layers.Dense(self.embed_dim, name="projection")
+
+    def build(self, input_shape):
+        self.backbone.build(input_shape)
+        self.projection.build(self.backbone.output.shape)
+        self.built = True
+
+    def call(self, inputs, training=None):
+        x = self._preprocess(ops.cast(inputs, self.compute_dtype))
+        x = self.backbone(x, training=training)
+        x = self.dropout(x, training=training)
+        return self.projection(x)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.embed_dim)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            backbone=self.backbone_name,
+            image_size=list(self.image_size),
+            embed_dim=self.embed_dim,
+            weights=None,  # a saved model carries its own weights
+            width=self.width,
+            input_dim=self.input_dim,
+            hidden_units=list(self.hidden_units),
+            dropout=self.dropout_rate,
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class LabelEmbedder(layers.Layer):
+    """``g``: multi-hot label vector → ``embed_dim`` embedding (Dense, ReLU, Dense).
+
+    Args:
+        embed_dim: size of the output embedding (shared with the image embedder).
+        hidden_units: units of the first Dense layer (the paper: 512).
+
+    Example:
+
+    >>> import numpy as np
+    >>> g = LabelEmbedder(embed_dim=8)
+    >>> g(np.eye(3, dtype="float32")).shape
+    (3, 8)
+    """
+
+    def __init__(self, embed_dim: int = 512, hidden_units: int = 512, **kwargs):
+        super().__init__(**kwargs)
+        self.embed_dim = int(embed_dim)
+        self.hidden_units = int(hidden_units)
+        self.hidden = layers.Dense(self.hidden_units, activation="relu", name="hidden")
+        self.output_layer = layers.Dense(self.embed_dim, name="output")
+
+    def build(self, input_shape):
+        self.hidden.build(input_shape)
+        self.output_layer.build((*input_shape[:-1], self.hidden_units))
+        self.built = True
+
+    def call(self, labels):
+        return self.output_layer(self.hidden(ops.cast(labels, self.compute_dtype)))
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.embed_dim)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(embed_dim=self.embed_dim, hidden_units=self.hidden_units)
+        return config

@@ -1,0 +1,536 @@
+"""``RETDM``: the Keras model — embedders, heads, and the three-term training step.
+
+Data flow of one training step (stage ``"joint"``)::
+
+    images x ──f──► u ──classification head──► logits ──► L_cls (BCE)          ─┐
+    labels y ──g──► v ──reconstruction head──► ŷ      ──► L_rec (MSE)          ─┼─► L
+    index  i ──LabelNeighbors──► y_k ──g──► g(y_k) ┐                            │
+                └─ a member x_jk of each y_k ──memory bank──► u_jk ┴─► L_metric ─┘
+
+``predict`` only runs ``f`` and the classification head: the label branch is a training-time
+regulariser. See ``retdm_keras.losses`` for the equations and ``retdm_keras.training`` for
+the three-stage schedule.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from retdm_keras.embedders import ImageEmbedder, LabelEmbedder
+from retdm_keras.heads import ClassificationHead, ReconstructionHead
+from retdm_keras.losses import (
+    DISTANCES,
+    classification_loss,
+    reconstruction_loss,
+    two_way_metric_loss,
+)
+from retdm_keras.memory_bank import MemoryBank
+from retdm_keras.neighbors import LabelNeighbors
+
+STAGES = ("classifier", "metric", "joint")
+NEIGHBOR_IMAGES = ("memory_bank", "exact")
+
+
+@dataclass
+class _TrainingSet:
+    """Everything the training step needs about the training set (not saved with the model)."""
+
+    neighbors: LabelNeighbors
+    bank: MemoryBank
+    set_index: tf.Tensor
+    unique_sets: tf.Tensor
+    neighbor_sets: tf.Tensor
+    neighbor_mask: tf.Tensor
+    member_offsets: tf.Tensor
+    member_indices: tf.Tensor
+    inputs: tf.Tensor | None  # training inputs by index, for neighbor_images="exact"
+
+
+@keras.saving.register_keras_serializable(package="retdm_keras")
+class RETDM(keras.Model):
+    """Reconstruction-regularized two-way deep metric learning for multi-label images.
+
+    Args:
+        num_labels: number of labels ``C``.
+        backbone: image backbone name, see ``ImageEmbedder.BACKBONES``.
+        image_size: input image size (int or ``(h, w)``); ignored for ``"mlp"``.
+        embed_dim: size of the shared embedding space (the paper: 512).
+        num_neighbors: ``K``, neighbour label sets per sample.
+        lam: weight ``λ`` of the metric loss.
+        mu: weight ``μ`` of the reconstruction loss.
+        alpha: weight of the second (label → image) way; 0 is the one-way ablation.
+        margin: hinge margin of the metric loss.
+        distance: ``"sqeuclidean"`` or ``"euclidean"``.
+        neighbor_images: where ``u_jk`` comes from: ``"memory_bank"`` (default, cheap) or
+            ``"exact"`` (forward the neighbour images through ``f`` every step).
+        weights: backbone weights, ``"imagenet"``, ``None`` or a file path.
+        backbone_width: MobileNet width multiplier (``alpha`` in ``keras.applications``).
+        input_dim: feature size for the ``"mlp"`` backbone.
+        label_hidden_units: hidden units of the label embedder (the paper: 512).
+        dropout: dropout before the image projection.
+        label_names: optional names of the ``C`` labels, used by ``predict_labels``.
+        thresholds: optional decision threshold, a float or ``C`` floats (default 0.5).
+
+    Inputs are raw images, float pixels in ``[0, 255]`` of shape ``(B, H, W, 3)`` (feature
+    vectors ``(B, F)`` for ``"mlp"``), or a dict ``{"images" | "features": ..., "index": ...}``
+    as produced by ``retdm_keras.data``; the output is label probabilities ``(B, C)``.
+
+    Examples:
+
+    Predict:
+
+    >>> import numpy as np
+    >>> model = RETDM(num_labels=5, backbone="tiny_cnn", image_size=32, embed_dim=16)
+    >>> model.predict(np.zeros((2, 32, 32, 3), "float32"), verbose=0).shape
+    (2, 5)
+
+    Fit the joint stage on one batch (samples carry their row index for the memory bank):
+
+    >>> x = {"images": np.random.rand(8, 32, 32, 3).astype("float32") * 255,
+    ...      "index": np.arange(8)}
+    >>> y = np.eye(5, dtype="float32")[np.arange(8) % 5]
+    >>> model.compile(optimizer="sgd")
+    >>> history = model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    >>> sorted(history.history)
+    ['cls_loss', 'loss', 'metric_loss', 'rec_loss']
+
+    A custom configuration — feature vectors, one-way loss, exact neighbour images:
+
+    >>> model = RETDM(6, backbone="mlp", input_dim=294, embed_dim=64, alpha=0.0,
+    ...               num_neighbors=5, neighbor_images="exact")
+    """
+
+    def __init__(
+        self,
+        num_labels: int,
+        backbone: str = "mobilenet_v2",
+        image_size: int | tuple[int, int] = 224,
+        embed_dim: int = 512,
+        num_neighbors: int = 10,
+        lam: float = 1.0,
+        mu: float = 1.0,
+        alpha: float = 1.0,
+        margin: float = 0.0,
+        distance: str = "sqeuclidean",
+        neighbor_images: str = "memory_bank",
+        weights: str | None = None,
+        backbone_width: float | None = None,
+        input_dim: int | None = None,
+        label_hidden_units: int = 512,
+        dropout: float = 0.0,
+        label_names: list[str] | None = None,
+        thresholds: float | list[float] | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if distance not in DISTANCES:
+            raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
+        if neighbor_images not in NEIGHBOR_IMAGES:
+            raise ValueError(
+                f"neighbor_images must be one of {NEIGHBOR_IMAGES}, got {neighbor_images!r}"
+            )
+        if label_names is not None and len(label_names) != num_labels:
+            raise ValueError(
+                f"label_names has {len(label_names)} names but num_labels is {num_labels}"
+            )
+        # === config ===
+        self.num_labels = int(num_labels)
+        self.embed_dim = int(embed_dim)
+        self.num_neighbors = int(num_neighbors)
+        self.lam = float(lam)
+        self.mu = float(mu)
+        self.alpha = float(alpha)
+        self.margin = float(margin)
+        self.distance = distance
+        self.neighbor_images = neighbor_images
+        self.label_hidden_units = int(label_hidden_units)
+        self.label_names = list(label_names) if label_names is not None else None
+        self.thresholds = self._check_thresholds(thresholds)
+
+        # === layers ===
+        self.image_embedder = ImageEmbedder(
+            backbone,
+            image_size=image_size,
+            embed_dim=embed_dim,
+            weights=weights,
+            width=backbone_width,
+            input_dim=input_dim,
+            dropout=dropout,
+            name="image_embedder",
+        )
+        self.label_embedder = LabelEmbedder(
+            embed_dim=embed_dim, hidden_units=label_hidden_units, name="label_embedder"
+        )
+        self.classification_head = ClassificationHead(num_labels, name="classification_head")
+        self.reconstruction_head = ReconstructionHead(num_labels, name="reconstruction_head")
+
+        # === training state (not part of the saved model) ===
+        self.cls_loss_tracker = keras.metrics.Mean(name="cls_loss")
+        self.metric_loss_tracker = keras.metrics.Mean(name="metric_loss")
+        self.rec_loss_tracker = keras.metrics.Mean(name="rec_loss")
+        self._training_set: _TrainingSet | None = None
+        self.stage = "joint"
+        self.build(self.input_shape_without_batch)
+
+    # ------------------------------------------------------------------ structure
+    @property
+    def backbone(self) -> str:
+        """Name of the image backbone."""
+        return self.image_embedder.backbone_name
+
+    @property
+    def input_shape_without_batch(self) -> tuple[int, ...]:
+        """``(H, W, 3)`` for images, ``(F,)`` for feature vectors."""
+        if self.backbone == "mlp":
+            return (int(self.image_embedder.input_dim),)
+        return (*self.image_embedder.image_size, 3)
+
+    def build(self, input_shape=None):
+        if self.built:
+            return
+        self.image_embedder.build((None, *self.input_shape_without_batch))
+        self.classification_head.build((None, self.embed_dim))
+        self.label_embedder.build((None, self.num_labels))
+        self.reconstruction_head.build((None, self.embed_dim))
+        self.built = True
+
+    def _check_thresholds(self, thresholds):
+        if thresholds is None:
+            return None
+        values = np.atleast_1d(np.asarray(thresholds, dtype="float32"))
+        if values.size not in (1, self.num_labels) or values.ndim != 1:
+            raise ValueError(
+                f"thresholds must be one value or {self.num_labels} values, got shape "
+                f"{np.shape(thresholds)}"
+            )
+        return [float(t) for t in values]
+
+    @staticmethod
+    def _inputs_of(x):
+        """The image/feature tensor and the sample index (or None) of a batch."""
+        if isinstance(x, dict):
+            for key in ("images", "features"):
+                if key in x:
+                    return x[key], x.get("index")
+            raise ValueError(
+                f"an input dict needs an 'images' or 'features' entry, got keys {sorted(x)}"
+            )
+        return x, None
+
+    # ------------------------------------------------------------------ forward pass
+    def call(self, inputs, training=None):
+        x, _ = self._inputs_of(inputs)
+        u = self.image_embedder(x, training=training)
+        return self.classification_head(u)
+
+    def embed_images(self, inputs, training: bool = False):
+        """``u = f(x)`` for a batch (array, tensor, or input dict)."""
+        x, _ = self._inputs_of(inputs)
+        return self.image_embedder(x, training=training)
+
+    def embed_labels(self, labels):
+        """``v = g(y)`` for multi-hot labels ``(B, C)``."""
+        return self.label_embedder(labels)
+
+    def predict_labels(self, x, threshold=None, **predict_kwargs) -> list[list[str]]:
+        """Names (or indices, without ``label_names``) of the labels above the threshold.
+
+        ``threshold`` defaults to the model's stored ``thresholds``, else 0.5.
+        """
+        probabilities = self.predict(x, **{"verbose": 0, **predict_kwargs})
+        if threshold is None:
+            threshold = self.thresholds if self.thresholds is not None else 0.5
+        chosen = probabilities >= np.asarray(threshold, dtype=probabilities.dtype)
+        names = self.label_names or list(range(self.num_labels))
+        return [[names[j] for j in np.flatnonzero(row)] for row in chosen]
+
+    # ------------------------------------------------------------------ stages
+    def set_stage(self, stage: str) -> None:
+        """Freeze/unfreeze parts for a training stage; call ``compile`` afterwards.
+
+        * ``"classifier"``: f + classification head train on BCE; g and the reconstruction
+          head are frozen.
+        * ``"metric"``: f and the classification head are frozen; g and the reconstruction head
+          train on ``lam·L_metric + mu·L_rec``.
+        * ``"joint"``: everything trains on the full loss.
+        """
+        if stage not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
+        self.stage = stage
+        image_side = stage != "metric"
+        label_side = stage != "classifier"
+        self.image_embedder.trainable = image_side
+        self.classification_head.trainable = image_side
+        self.label_embedder.trainable = label_side
+        self.reconstruction_head.trainable = label_side
+        self.train_function = self.test_function = None
+
+    def compile(self, optimizer="rmsprop", *, jit_compile=False, **kwargs):
+        """``keras.Model.compile``; the losses are built in, so ``loss`` is not accepted.
+
+        ``jit_compile`` defaults to False (XLA compilation of large backbones is slow on CPU).
+        """
+        if kwargs.get("loss") is not None:
+            raise ValueError("RETDM computes its own losses; do not pass loss= to compile()")
+        kwargs.pop("loss", None)
+        super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
+
+    def compile_from_config(self, config):
+        """Re-compile a loaded model from its saved compile config."""
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**{k: v for k, v in config.items() if k != "loss"})
+        if self.optimizer is not None and self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    # ------------------------------------------------------------------ training set
+    @property
+    def training_set(self) -> _TrainingSet | None:
+        """The attached training-set state (neighbour index, memory bank), or None."""
+        return self._training_set
+
+    def prepare_training(self, data, labels=None, batch_size: int = 64, verbose: int = 0):
+        """Attach a training set: build the label-neighbour index and fill the memory bank.
+
+        One pass over ``data``: a ``tf.data.Dataset`` of ``(x, y)`` with ``x["index"]``, or a
+        dict of arrays with ``labels``. Called by ``fit`` when needed and by ``fit_stages`` at
+        the start of the ``metric`` and ``joint`` stages.
+        """
+        dataset = _as_dataset(data, labels, batch_size)
+        indices, ys, embeddings, inputs = [], [], [], []
+        keep_inputs = self.neighbor_images == "exact"
+        for batch in dataset:
+            x, y = batch[0], batch[1]
+            features, index = self._inputs_of(x)
+            if index is None:
+                raise ValueError(
+                    "training data must carry a sample index: batches of "
+                    "({'images' or 'features': ..., 'index': row numbers}, labels), as made by "
+                    "retdm_keras.data; or pass x={'images': X, 'index': np.arange(len(X))}"
+                )
+            indices.append(np.asarray(index))
+            ys.append(np.asarray(y))
+            embeddings.append(self.image_embedder(features, training=False))
+            if keep_inputs:
+                inputs.append(np.asarray(features))
+        if not indices:
+            raise ValueError("the training data is empty")
+        index = np.concatenate(indices).astype(np.int64)
+        num_samples = int(index.max()) + 1
+        if index.min() < 0 or len(np.unique(index)) != len(index) or len(index) != num_samples:
+            raise ValueError(
+                f"sample indices must be 0..N-1, each exactly once per pass; got {len(index)} "
+                f"samples with {len(np.unique(index))} distinct indices in "
+                f"[{index.min()}, {index.max()}]"
+            )
+        y_batches = np.concatenate(ys)
+        if y_batches.ndim != 2 or y_batches.shape[1] != self.num_labels:
+            raise ValueError(
+                f"labels have shape {y_batches.shape[1:]} per sample, but the model has "
+                f"num_labels={self.num_labels}"
+            )
+        y_all = np.zeros((num_samples, self.num_labels), np.float32)
+        y_all[index] = y_batches
+        neighbors = LabelNeighbors(y_all, self.num_neighbors)
+        if neighbors.num_sets == 1:
+            warnings.warn(
+                "the training set has a single distinct label set: no neighbour label sets "
+                "exist, so the metric loss is 0 (masked)",
+                stacklevel=2,
+            )
+        bank = MemoryBank(num_samples, self.embed_dim)
+        bank.update(index, tf.concat(embeddings, axis=0))
+        stored_inputs = None
+        if keep_inputs:
+            all_inputs = np.concatenate(inputs)
+            stored = np.zeros((num_samples, *all_inputs.shape[1:]), all_inputs.dtype)
+            stored[index] = all_inputs
+            stored_inputs = tf.constant(stored)
+        self._training_set = _TrainingSet(
+            neighbors=neighbors,
+            bank=bank,
+            set_index=tf.constant(neighbors.set_index),
+            unique_sets=tf.constant(neighbors.unique_sets),
+            neighbor_sets=tf.constant(neighbors.neighbor_sets),
+            neighbor_mask=tf.constant(neighbors.neighbor_mask),
+            member_offsets=tf.constant(neighbors.member_offsets),
+            member_indices=tf.constant(neighbors.member_indices),
+            inputs=stored_inputs,
+        )
+        self.train_function = self.test_function = None
+        if verbose:
+            print(f"prepared {neighbors!r}; memory bank {num_samples}×{self.embed_dim}")
+        return neighbors
+
+    def fit(self, x=None, y=None, batch_size=None, **kwargs):
+        """``keras.Model.fit``; attaches the training set first if the stage needs it."""
+        if self.stage != "classifier" and self._training_set is None:
+            self.prepare_training(x, y, batch_size=batch_size or 32)
+        return super().fit(x, y, batch_size=batch_size, **kwargs)
+
+    # ------------------------------------------------------------------ the losses
+    def _neighbours(self, y, index):
+        """Neighbour set ids ``(B, K)`` and mask ``(B, K)`` of a batch.
+
+        Training samples look theirs up in the precomputed index; samples without an index
+        (validation) are matched against the training label sets on the fly.
+        """
+        ts = self._training_set
+        if index is not None:
+            sets = tf.gather(ts.set_index, index)
+            return tf.gather(ts.neighbor_sets, sets), tf.gather(ts.neighbor_mask, sets)
+        unique_sets = ts.unique_sets
+        num_sets = ts.neighbors.num_sets
+        k_real = min(self.num_neighbors, num_sets)
+        y = tf.cast(y > 0.5, tf.float32)
+        hamming = (
+            tf.reduce_sum(y, axis=1, keepdims=True)
+            + tf.reduce_sum(unique_sets, axis=1)[None, :]
+            - 2.0 * tf.matmul(y, unique_sets, transpose_b=True)
+        )
+        hamming = tf.cast(tf.round(hamming), tf.float64)
+        key = hamming * num_sets + tf.range(num_sets, dtype=tf.float64)[None, :]
+        excluded = tf.constant(np.finfo(np.float64).max, tf.float64)
+        key = tf.where(hamming == 0.0, excluded, key)  # never the sample's own set
+        neg_key, ids = tf.math.top_k(-key, k=k_real)
+        mask = tf.cast(-neg_key < excluded, tf.float32)
+        pad = self.num_neighbors - k_real
+        ids = tf.pad(ids, [[0, 0], [0, pad]])
+        mask = tf.pad(mask, [[0, 0], [0, pad]])
+        return ids, mask
+
+    def _neighbour_images(self, set_ids, training):
+        """Embeddings ``u_jk`` of one random training image carrying each neighbour set."""
+        ts = self._training_set
+        starts = tf.gather(ts.member_offsets, set_ids)
+        counts = tf.gather(ts.member_offsets, set_ids + 1) - starts
+        draw = tf.random.uniform(tf.shape(set_ids), dtype=tf.float64)
+        offsets = tf.minimum(tf.cast(draw * tf.cast(counts, tf.float64), tf.int64), counts - 1)
+        members = tf.gather(ts.member_indices, starts + offsets)
+        if self.neighbor_images == "memory_bank":
+            return ts.bank.gather(members)
+        images = tf.gather(ts.inputs, tf.reshape(members, (-1,)))
+        u = self.image_embedder(images, training=training)
+        return tf.reshape(u, (tf.shape(set_ids)[0], tf.shape(set_ids)[1], self.embed_dim))
+
+    def _compute_losses(self, x, y, training):
+        """Forward pass and the three loss terms ``(probabilities, u, L_cls, L_metric, L_rec)``."""
+        features, index = self._inputs_of(x)
+        y = tf.cast(y, self.compute_dtype)
+        u = self.image_embedder(features, training=training)
+        logits = self.classification_head.logits(u)
+        cls_loss = ops.mean(classification_loss(y, logits))
+        zero = tf.zeros((), dtype=cls_loss.dtype)
+        metric_loss = rec_loss = zero
+        if self.stage != "classifier":
+            v = self.label_embedder(y)
+            rec_loss = ops.mean(reconstruction_loss(y, self.reconstruction_head(v)))
+            if self._training_set is not None:
+                set_ids, mask = self._neighbours(y, index if training else None)
+                nbr_labels = tf.gather(self._training_set.unique_sets, set_ids)
+                nbr_label_emb = self.label_embedder(nbr_labels)
+                nbr_image_emb = self._neighbour_images(set_ids, training)
+                metric_loss = ops.mean(
+                    two_way_metric_loss(
+                        u,
+                        v,
+                        nbr_label_emb,
+                        tf.cast(nbr_image_emb, u.dtype),
+                        tf.cast(mask, u.dtype),
+                        margin=self.margin,
+                        alpha=self.alpha,
+                        distance=self.distance,
+                    )
+                )
+        return ops.sigmoid(logits), u, index, cls_loss, metric_loss, rec_loss
+
+    def _total(self, cls_loss, metric_loss, rec_loss):
+        """``L = L_cls + lam·L_metric + mu·L_rec``, restricted to the stage's terms."""
+        if self.stage == "classifier":
+            return cls_loss
+        regulariser = self.lam * metric_loss + self.mu * rec_loss
+        if self.stage == "metric":
+            return regulariser
+        return cls_loss + regulariser
+
+    def _record(self, x, y, probabilities, total, cls_loss, metric_loss, rec_loss):
+        self._loss_tracker.update_state(total)
+        self.cls_loss_tracker.update_state(cls_loss)
+        self.metric_loss_tracker.update_state(metric_loss)
+        self.rec_loss_tracker.update_state(rec_loss)
+        if self._compile_metrics is not None:
+            self._compile_metrics.update_state(y, probabilities)
+        return self.get_metrics_result()
+
+    def train_step(self, data):
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        if self.stage != "classifier" and self._training_set is None:
+            raise ValueError(
+                f"stage {self.stage!r} needs the training set: call "
+                "model.prepare_training(train_data) or use retdm_keras.fit_stages"
+            )
+        with tf.GradientTape() as tape:
+            probabilities, u, index, cls_loss, metric_loss, rec_loss = self._compute_losses(
+                x, y, training=True
+            )
+            total = self._total(cls_loss, metric_loss, rec_loss)
+            # Each replica holds the mean over its share of the global batch, and the
+            # optimizer sums gradients over replicas: divide by the replica count.
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            scaled = total / tf.cast(replicas, total.dtype)
+            scaled = self.optimizer.scale_loss(scaled)
+        weights = self.trainable_weights
+        gradients = tape.gradient(scaled, weights)
+        self.optimizer.apply_gradients(zip(gradients, weights))
+        if self.stage != "classifier" and index is not None:
+            self._training_set.bank.update(index, u)
+        return self._record(x, y, probabilities, total, cls_loss, metric_loss, rec_loss)
+
+    def test_step(self, data):
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        probabilities, _, _, cls_loss, metric_loss, rec_loss = self._compute_losses(x, y, training=False)
+        total = self._total(cls_loss, metric_loss, rec_loss)
+        return self._record(x, y, probabilities, total, cls_loss, metric_loss, rec_loss)
+
+    def predict_step(self, data):
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        return self(x, training=False)
+
+    # ------------------------------------------------------------------ config
+    def get_config(self):
+        embedder = self.image_embedder
+        return {
+            "name": self.name,
+            "num_labels": self.num_labels,
+            "backbone": embedder.backbone_name,
+            "image_size": list(embedder.image_size),
+            "embed_dim": self.embed_dim,
+            "num_neighbors": self.num_neighbors,
+            "lam": self.lam,
+            "mu": self.mu,
+            "alpha": self.alpha,
+            "margin": self.margin,
+            "distance": self.distance,
+            "neighbor_images": self.neighbor_images,
+            "weights": None,  # the saved file carries the weights
+            "backbone_width": embedder.width,
+            "input_dim": embedder.input_dim,
+            "label_hidden_units": self.label_hidden_units,
+            "dropout": embedder.dropout_rate,
+            "label_names": self.label_names,
+            "thresholds": self.thresholds,
+        }
+
+
+def _as_dataset(data, labels, batch_size: int):
+    """A ``tf.data.Dataset`` of ``(x, y)`` from a dataset or from arrays."""
+    if isinstance(data, tf.data.Dataset):
+        return data
+    if labels is None:
+        raise ValueError("pass labels with array inputs, or a dataset of (x, y) batches")
+    return tf.data.Dataset.from_tensor_slices((data, labels)).batch(batch_size)

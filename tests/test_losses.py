@@ -1,0 +1,138 @@
+"""The two-way metric loss against an independent numpy implementation."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from retdm_keras.losses import (
+    classification_loss,
+    reconstruction_loss,
+    two_way_metric_loss,
+)
+
+
+def reference_one_way(d0, dk, mask, margin):
+    """Loop-by-loop numpy version of -log softmax + hinge over the real neighbours."""
+    out = np.zeros(len(d0))
+    for i in range(len(d0)):
+        real = [k for k in range(dk.shape[1]) if mask[i, k] > 0]
+        # Shift by the smallest distance for a stable exp; the ratio is unchanged.
+        shift = min([d0[i]] + [dk[i, k] for k in real])
+        numerator = np.exp(-(d0[i] - shift))
+        denominator = numerator + sum(np.exp(-(dk[i, k] - shift)) for k in real)
+        hinge = sum(max(0.0, margin + d0[i] - dk[i, k]) for k in real)
+        # -log(e^{-d0} / den) written as (d0 - shift) + log(den) so it cannot underflow
+        out[i] = (d0[i] - shift) + np.log(denominator) + hinge
+    return out
+
+
+def reference_two_way(u, v, nbr_label, nbr_image, mask, margin, alpha, distance):
+    def dist(a, b):
+        sq = np.sum((a - b) ** 2, axis=-1)
+        return sq if distance == "sqeuclidean" else np.sqrt(sq)
+
+    d0 = dist(u, v)
+    dk = dist(u[:, None, :], nbr_label)
+    dk_prime = dist(v[:, None, :], nbr_image)
+    return reference_one_way(d0, dk, mask, margin) + alpha * reference_one_way(
+        d0, dk_prime, mask, margin
+    )
+
+
+def random_case(seed, batch=6, k=4, dim=5, scale=0.7):
+    rng = np.random.default_rng(seed)
+    u = rng.normal(size=(batch, dim)) * scale
+    v = rng.normal(size=(batch, dim)) * scale
+    nbr_label = rng.normal(size=(batch, k, dim)) * scale
+    nbr_image = rng.normal(size=(batch, k, dim)) * scale
+    mask = (rng.random((batch, k)) > 0.3).astype(np.float64)
+    mask[0] = 0.0  # a sample with no neighbour at all
+    mask[1] = 1.0
+    return u, v, nbr_label, nbr_image, mask
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("margin", [0.0, 0.5])
+@pytest.mark.parametrize("alpha", [0.0, 1.0, 0.3])
+@pytest.mark.parametrize("distance", ["sqeuclidean", "euclidean"])
+def test_two_way_loss_matches_numpy(seed, margin, alpha, distance):
+    u, v, nl, ni, mask = random_case(seed)
+    expected = reference_two_way(u, v, nl, ni, mask, margin, alpha, distance)
+    got = two_way_metric_loss(
+        u.astype("float32"),
+        v.astype("float32"),
+        nl.astype("float32"),
+        ni.astype("float32"),
+        mask.astype("float32"),
+        margin=margin,
+        alpha=alpha,
+        distance=distance,
+    )
+    np.testing.assert_allclose(np.asarray(got), expected, rtol=2e-5, atol=2e-5)
+
+
+def test_masked_neighbours_do_not_count():
+    u, v, nl, ni, mask = random_case(3)
+    base = np.asarray(two_way_metric_loss(u, v, nl, ni, mask, margin=0.5))
+    # Changing a padded neighbour's embedding must not change the loss.
+    nl2, ni2 = nl.copy(), ni.copy()
+    padded = np.argwhere(mask == 0)
+    nl2[padded[:, 0], padded[:, 1]] = 1e3
+    ni2[padded[:, 0], padded[:, 1]] = -1e3
+    np.testing.assert_allclose(
+        np.asarray(two_way_metric_loss(u, v, nl2, ni2, mask, margin=0.5)), base, rtol=1e-6
+    )
+    # No neighbour at all: softmax term is -log 1 = 0, hinge empty.
+    assert base[0] == pytest.approx(0.0, abs=1e-7)
+
+
+def test_second_way_uses_label_embedding_against_images():
+    # alpha scales exactly the second way: L(alpha=2) - L(alpha=1) == L(alpha=1) - L(alpha=0).
+    u, v, nl, ni, mask = random_case(4)
+    losses = [np.asarray(two_way_metric_loss(u, v, nl, ni, mask, alpha=a)) for a in (0, 1, 2)]
+    np.testing.assert_allclose(losses[2] - losses[1], losses[1] - losses[0], rtol=1e-4, atol=1e-5)
+    # and the second way does not depend on the neighbour label embeddings
+    second = losses[1] - losses[0]
+    l_other = np.asarray(two_way_metric_loss(u, v, nl * 3, ni, mask, alpha=1)) - np.asarray(
+        two_way_metric_loss(u, v, nl * 3, ni, mask, alpha=0)
+    )
+    np.testing.assert_allclose(second, l_other, rtol=1e-4, atol=1e-5)
+
+
+def test_large_distances_stay_finite():
+    u, v, nl, ni, mask = random_case(5, scale=100.0)
+    got = np.asarray(two_way_metric_loss(u, v, nl, ni, mask, margin=1.0))
+    assert np.all(np.isfinite(got))
+    np.testing.assert_allclose(
+        got, reference_two_way(u, v, nl, ni, mask, 1.0, 1.0, "sqeuclidean"), rtol=1e-4
+    )
+
+
+def test_gradient_pulls_positive_pair_together():
+    u, v, nl, ni, mask = random_case(6)
+    u_t = tf.Variable(u.astype("float32"))
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(two_way_metric_loss(u_t, v, nl, ni, mask.astype("float32")))
+    grad = tape.gradient(loss, u_t).numpy()
+    # A small step against the gradient lowers the loss.
+    stepped = two_way_metric_loss(u - 0.01 * grad, v, nl, ni, mask)
+    assert float(np.mean(stepped)) < float(loss)
+
+
+def test_bce_and_mse_match_numpy():
+    rng = np.random.default_rng(7)
+    y = (rng.random((5, 4)) > 0.5).astype("float32")
+    logits = rng.normal(size=(5, 4)).astype("float32") * 3
+    p = 1 / (1 + np.exp(-logits.astype(np.float64)))
+    bce = -(y * np.log(p) + (1 - y) * np.log(1 - p)).mean(axis=1)
+    np.testing.assert_allclose(np.asarray(classification_loss(y, logits)), bce, rtol=1e-5)
+    rec = rng.normal(size=(5, 4)).astype("float32")
+    np.testing.assert_allclose(
+        np.asarray(reconstruction_loss(y, rec)), ((y - rec) ** 2).mean(axis=1), rtol=1e-6
+    )
+
+
+def test_unknown_distance_is_an_error():
+    u, v, nl, ni, mask = random_case(0)
+    with pytest.raises(ValueError, match="distance"):
+        two_way_metric_loss(u, v, nl, ni, mask, distance="cosine")
