@@ -62,7 +62,7 @@ class MemoryBank:
         self.filled.scatter_nd_update(indices, tf.ones(tf.shape(indices)[:1], dtype=tf.bool))
 
     def fill(self, embed_fn, dataset) -> None:
-        """One pass over ``dataset`` (``(x, y)`` batches with ``x["index"]``) through ``embed_fn``."""
+        """Write ``embed_fn(x)`` for every batch ``(x, y)`` of ``dataset`` at ``x["index"]``."""
         for x, *_ in dataset:
             self.update(x["index"], embed_fn(x))
         missing = int(self.num_samples - np.count_nonzero(self.filled.numpy()))

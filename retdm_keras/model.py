@@ -486,14 +486,16 @@ class RETDM(keras.Model):
             scaled = self.optimizer.scale_loss(scaled)
         weights = self.trainable_weights
         gradients = tape.gradient(scaled, weights)
-        self.optimizer.apply_gradients(zip(gradients, weights))
+        self.optimizer.apply_gradients(zip(gradients, weights, strict=True))
         if self.stage != "classifier" and index is not None:
             self._training_set.bank.update(index, u)
         return self._record(x, y, probabilities, total, cls_loss, metric_loss, rec_loss)
 
     def test_step(self, data):
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
-        probabilities, _, _, cls_loss, metric_loss, rec_loss = self._compute_losses(x, y, training=False)
+        probabilities, _, _, cls_loss, metric_loss, rec_loss = self._compute_losses(
+            x, y, training=False
+        )
         total = self._total(cls_loss, metric_loss, rec_loss)
         return self._record(x, y, probabilities, total, cls_loss, metric_loss, rec_loss)
 

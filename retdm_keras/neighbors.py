@@ -54,7 +54,9 @@ class LabelNeighbors:
     def __init__(self, labels, num_neighbors: int = 10, max_block_elements: int = 1 << 24):
         labels = np.asarray(labels)
         if labels.ndim != 2:
-            raise ValueError(f"labels must be a 2-D (samples, labels) array, got shape {labels.shape}")
+            raise ValueError(
+                f"labels must be a 2-D (samples, labels) array, got shape {labels.shape}"
+            )
         if labels.shape[0] == 0:
             raise ValueError("labels is empty: the training set has no samples")
         if num_neighbors < 1:
@@ -111,7 +113,9 @@ class LabelNeighbors:
             order = np.argsort(part_keys, axis=1)
             chosen = np.take_along_axis(part, order, axis=1)
             neighbors[start:stop, :k_real] = chosen
-            distances[start:stop, :k_real] = np.take_along_axis(part_keys, order, axis=1) // num_sets
+            distances[start:stop, :k_real] = (
+                np.take_along_axis(part_keys, order, axis=1) // num_sets
+            )
         return neighbors, distances
 
     # ------------------------------------------------------------------ queries

@@ -1,0 +1,197 @@
+"""RETDM model: stages freeze the right parts, the loss is the documented one, saving works."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from references import reference_two_way
+
+from retdm_keras import RETDM
+from retdm_keras.neighbors import LabelNeighbors
+
+NUM_LABELS = 4
+SIZE = 16
+
+
+def tiny_model(**kwargs):
+    keras.utils.set_random_seed(0)
+    defaults = dict(backbone="tiny_cnn", image_size=SIZE, embed_dim=8, label_hidden_units=16)
+    defaults.update(kwargs)
+    return RETDM(NUM_LABELS, **defaults)
+
+
+def tiny_data(n=12, seed=0, distinct=False):
+    rng = np.random.default_rng(seed)
+    images = rng.uniform(0, 255, size=(n, SIZE, SIZE, 3)).astype("float32")
+    if distinct:  # every label set appears exactly once
+        codes = rng.permutation(2**NUM_LABELS - 1)[:n] + 1
+        labels = ((codes[:, None] >> np.arange(NUM_LABELS)) & 1).astype("float32")
+    else:
+        labels = (rng.random((n, NUM_LABELS)) < 0.4).astype("float32")
+        labels[np.arange(n), np.arange(n) % NUM_LABELS] = 1.0
+    return {"images": images, "index": np.arange(n)}, labels
+
+
+def as_dataset(x, y, batch=6):
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch)
+
+
+def weights_of(layer):
+    return [w.numpy().copy() for w in layer.weights]
+
+
+def changed(before, layer):
+    return any(not np.allclose(a, b.numpy()) for a, b in zip(before, layer.weights, strict=True))
+
+
+@pytest.mark.parametrize(
+    "stage, image_side_moves, label_side_moves",
+    [("classifier", True, False), ("metric", False, True), ("joint", True, True)],
+)
+def test_stages_train_the_right_parts(stage, image_side_moves, label_side_moves):
+    model = tiny_model()
+    x, y = tiny_data()
+    model.set_stage(stage)
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
+    if stage != "classifier":
+        model.prepare_training(as_dataset(x, y))
+    parts = {
+        "image_embedder": image_side_moves,
+        "classification_head": image_side_moves,
+        "label_embedder": label_side_moves,
+        "reconstruction_head": label_side_moves,
+    }
+    before = {name: weights_of(getattr(model, name)) for name in parts}
+    model.fit(as_dataset(x, y), epochs=1, verbose=0)
+    for name, should_move in parts.items():
+        assert changed(before[name], getattr(model, name)) == should_move, (stage, name)
+
+
+def test_metric_loss_gradient_reaches_f_and_g_in_joint_stage_only_g_in_metric_stage():
+    model = tiny_model()
+    x, y = tiny_data()
+    model.prepare_training(as_dataset(x, y))
+    for stage, f_gets_gradient in (("joint", True), ("metric", False)):
+        model.set_stage(stage)
+        with tf.GradientTape() as tape:
+            _, _, _, _, metric_loss, _ = model._compute_losses(x, y, training=True)
+        f_vars = model.image_embedder.trainable_weights
+        g_vars = model.label_embedder.trainable_weights
+        grads = tape.gradient(metric_loss, f_vars + g_vars)
+        f_grads, g_grads = grads[: len(f_vars)], grads[len(f_vars) :]
+        assert all(g is not None and np.any(g.numpy() != 0) for g in g_grads), stage
+        if f_gets_gradient:
+            assert any(g is not None and np.any(g.numpy() != 0) for g in f_grads)
+        else:
+            assert f_vars == []  # frozen: f has no trainable weights in the metric stage
+
+
+def test_logged_losses_follow_the_documented_formula():
+    model = tiny_model(lam=0.7, mu=1.3, alpha=0.5, margin=0.2, num_neighbors=3)
+    x, y = tiny_data(n=10, distinct=True)  # one image per set: u_jk is deterministic
+    model.set_stage("joint")
+    model.compile(optimizer="sgd")
+    model.prepare_training(as_dataset(x, y, batch=10))
+    logs = model.evaluate(x, y, batch_size=10, verbose=0, return_dict=True)
+
+    u = model.image_embedder(x["images"]).numpy().astype(np.float64)
+    v = model.label_embedder(y).numpy().astype(np.float64)
+    index = LabelNeighbors(y, num_neighbors=3)
+    nbr_labels, ids, mask = index.for_samples(np.arange(10))
+    nbr_label_emb = model.label_embedder(nbr_labels.reshape(-1, NUM_LABELS)).numpy()
+    nbr_label_emb = nbr_label_emb.reshape(10, 3, -1)
+    member = index.member_indices[index.member_offsets[ids]]  # the only image of each set
+    expected_metric = reference_two_way(
+        u, v, nbr_label_emb, u[member], mask, margin=0.2, alpha=0.5, distance="sqeuclidean"
+    ).mean()
+    p = model.predict(x["images"], verbose=0).astype(np.float64)
+    expected_cls = -(y * np.log(p) + (1 - y) * np.log(1 - p)).mean()
+    rec = model.reconstruction_head(model.label_embedder(y)).numpy()
+    expected_rec = ((rec - y) ** 2).mean()
+    assert logs["metric_loss"] == pytest.approx(expected_metric, rel=1e-4)
+    assert logs["cls_loss"] == pytest.approx(expected_cls, rel=1e-4)
+    assert logs["rec_loss"] == pytest.approx(expected_rec, rel=1e-4)
+    expected_total = expected_cls + 0.7 * expected_metric + 1.3 * expected_rec
+    assert logs["loss"] == pytest.approx(expected_total, rel=1e-4)
+
+
+def test_memory_bank_is_filled_then_refreshed():
+    model = tiny_model()
+    x, y = tiny_data()
+    model.set_stage("joint")
+    model.compile(optimizer=keras.optimizers.SGD(0.5))
+    model.prepare_training(as_dataset(x, y))
+    bank = model.training_set.bank
+    np.testing.assert_allclose(
+        bank.embeddings.numpy(), model.image_embedder(x["images"]).numpy(), rtol=1e-5, atol=1e-6
+    )
+    before = bank.embeddings.numpy().copy()
+    model.fit(as_dataset(x, y), epochs=1, verbose=0)
+    assert not np.allclose(before, bank.embeddings.numpy())
+    assert bank.fraction_filled == 1.0
+
+
+def test_exact_neighbour_images_train():
+    model = tiny_model(neighbor_images="exact")
+    x, y = tiny_data()
+    model.compile(optimizer="sgd")
+    history = model.fit(as_dataset(x, y), epochs=2, verbose=0)
+    assert np.all(np.isfinite(history.history["metric_loss"]))
+    assert history.history["metric_loss"][0] > 0
+
+
+def test_keras_round_trip_gives_identical_predictions(tmp_path):
+    model = tiny_model(label_names=["a", "b", "c", "d"], thresholds=[0.4, 0.5, 0.6, 0.5])
+    x, y = tiny_data()
+    model.compile(optimizer="sgd")
+    model.fit(as_dataset(x, y), epochs=1, verbose=0)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded, RETDM)
+    np.testing.assert_array_equal(
+        loaded.predict(x["images"], verbose=0), model.predict(x["images"], verbose=0)
+    )
+    assert loaded.get_config() == model.get_config()
+    assert loaded.predict_labels(x["images"]) == model.predict_labels(x["images"])
+    # the label branch is saved too
+    np.testing.assert_array_equal(loaded.embed_labels(y).numpy(), model.embed_labels(y).numpy())
+
+
+def test_mlp_backbone_round_trip(tmp_path):
+    keras.utils.set_random_seed(1)
+    model = RETDM(3, backbone="mlp", input_dim=7, embed_dim=8, label_hidden_units=8)
+    features = np.random.default_rng(0).normal(size=(5, 7)).astype("float32")
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_array_equal(
+        loaded.predict({"features": features}, verbose=0), model.predict(features, verbose=0)
+    )
+
+
+def test_predict_labels_uses_names_and_thresholds():
+    model = tiny_model(label_names=["w", "x", "y", "z"])
+    x, _ = tiny_data(n=3)
+    p = model.predict(x["images"], verbose=0)
+    got = model.predict_labels(x["images"], threshold=float(np.median(p)))
+    names = np.array(["w", "x", "y", "z"])
+    expected = [list(names[row >= np.median(p)]) for row in p]
+    assert got == expected
+
+
+def test_clear_errors():
+    with pytest.raises(ValueError, match="backbone"):
+        RETDM(3, backbone="alexnet")
+    with pytest.raises(ValueError, match="label_names"):
+        RETDM(3, backbone="tiny_cnn", image_size=SIZE, label_names=["a"])
+    with pytest.raises(ValueError, match="thresholds"):
+        RETDM(3, backbone="tiny_cnn", image_size=SIZE, thresholds=[0.5, 0.5])
+    model = tiny_model()
+    x, y = tiny_data()
+    model.compile(optimizer="sgd")
+    with pytest.raises(ValueError, match="sample index"):
+        model.fit(x["images"], y, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="num_labels"):
+        model.prepare_training(x, y[:, :2])
+    with pytest.raises(ValueError, match="loss"):
+        model.compile(optimizer="sgd", loss="mse")
