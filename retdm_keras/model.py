@@ -371,6 +371,8 @@ class RETDM(keras.Model):
         """``keras.Model.fit``; attaches the training set first if the stage needs it."""
         if self.stage != "classifier" and self._training_set is None:
             self.prepare_training(x, y, batch_size=batch_size or 32)
+        if isinstance(x, tf.data.Dataset):
+            kwargs.setdefault("shuffle", False)  # a dataset shuffles itself
         return super().fit(x, y, batch_size=batch_size, **kwargs)
 
     # ------------------------------------------------------------------ the losses
