@@ -51,17 +51,55 @@ def _identity(x):
     return x
 
 
+_KERAS_WEIGHTS = "https://storage.googleapis.com/tensorflow/keras-applications/"
+# sha256 of the ImageNet files we have verified; others are fetched without a hash check.
+_KNOWN_SHA256 = {
+    "mobilenet_2_5_224_tf_no_top.h5": (
+        "dbdb03ee2a22fd895301636cd328b234bb3a9952358f436d82f46b81e0d5b0bf"
+    ),
+    "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5": (
+        "71e4c4ec4aa24c9c951b9265d6de42e1336dcf614c2214fa6a989208615e232c"
+    ),
+}
+
+
+def _imagenet_file(folder: str, fname: str) -> str:
+    """The 224-px ImageNet weights file, from the Keras cache or downloaded (hash-checked)."""
+    return keras.utils.get_file(
+        fname,
+        _KERAS_WEIGHTS + folder + "/" + fname,
+        cache_subdir="models",
+        file_hash=_KNOWN_SHA256.get(fname),
+    )
+
+
+def _load_mobilenet(model, weights, folder, fname):
+    # MobileNets are fully convolutional below the top: the 224-px ImageNet weights fit any
+    # input size, so they are used for all sizes (Keras would look for a per-size file).
+    if weights == "imagenet":
+        model.load_weights(_imagenet_file(folder, fname))
+    elif weights is not None:
+        model.load_weights(weights)
+    return model
+
+
 # name -> (preprocessing, builder(image_shape, weights, width) -> keras.Model, default width)
 def _mobilenet(shape, weights, width):
-    return keras.applications.MobileNet(
-        input_shape=shape, alpha=width, include_top=False, weights=weights, pooling="avg"
+    model = keras.applications.MobileNet(
+        input_shape=shape, alpha=width, include_top=False, weights=None, pooling="avg"
     )
+    width_text = {1.0: "1_0", 0.75: "7_5", 0.5: "5_0", 0.25: "2_5"}.get(float(width))
+    if weights == "imagenet" and width_text is None:
+        raise ValueError(f"no ImageNet MobileNet weights for width {width}")
+    return _load_mobilenet(model, weights, "mobilenet", f"mobilenet_{width_text}_224_tf_no_top.h5")
 
 
 def _mobilenet_v2(shape, weights, width):
-    return keras.applications.MobileNetV2(
-        input_shape=shape, alpha=width, include_top=False, weights=weights, pooling="avg"
+    model = keras.applications.MobileNetV2(
+        input_shape=shape, alpha=width, include_top=False, weights=None, pooling="avg"
     )
+    fname = f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(width)}_224_no_top.h5"
+    return _load_mobilenet(model, weights, "mobilenet_v2", fname)
 
 
 def _resnet50(shape, weights, width):
