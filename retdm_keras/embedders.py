@@ -165,6 +165,9 @@ class ImageEmbedder(layers.Layer):
         input_dim: feature size, required for ``"mlp"``.
         hidden_units: hidden layer sizes of the ``"mlp"`` backbone.
         dropout: dropout rate before the projection.
+        freeze_batchnorm: keep the backbone's BatchNormalization layers in inference mode
+            with frozen statistics (the usual way to fine-tune a pretrained network on a
+            small data set). Default: True when ``weights`` is given, False from scratch.
 
     Examples:
 
@@ -189,6 +192,7 @@ class ImageEmbedder(layers.Layer):
         input_dim: int | None = None,
         hidden_units: tuple[int, ...] = (512,),
         dropout: float = 0.0,
+        freeze_batchnorm: bool | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -204,6 +208,9 @@ class ImageEmbedder(layers.Layer):
         self.input_dim = input_dim
         self.hidden_units = tuple(int(h) for h in hidden_units)
         self.dropout_rate = float(dropout)
+        self.freeze_batchnorm = bool(
+            weights is not None if freeze_batchnorm is None else freeze_batchnorm
+        )
 
         # === layers ===
         if backbone == "mlp":
@@ -223,6 +230,25 @@ class ImageEmbedder(layers.Layer):
             self.backbone = build((*self.image_size, 3), weights, self.width)
         self.dropout = layers.Dropout(self.dropout_rate)
         self.projection = layers.Dense(self.embed_dim, name="projection")
+        self._freeze_batchnorm_layers()
+
+    def _freeze_batchnorm_layers(self):
+        if not self.freeze_batchnorm:
+            return
+        for layer in self.backbone._flatten_layers(include_self=False):
+            if isinstance(layer, layers.BatchNormalization):
+                layer.trainable = False  # Keras 3: also runs the layer in inference mode
+
+    @property
+    def trainable(self):
+        return super().trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        # Layer.trainable propagates to every sub-layer; re-freeze BatchNormalization after.
+        layers.Layer.trainable.fset(self, value)
+        if hasattr(self, "backbone"):
+            self._freeze_batchnorm_layers()
 
     def build(self, input_shape):
         self.backbone.build(input_shape)
@@ -249,6 +275,7 @@ class ImageEmbedder(layers.Layer):
             input_dim=self.input_dim,
             hidden_units=list(self.hidden_units),
             dropout=self.dropout_rate,
+            freeze_batchnorm=self.freeze_batchnorm,
         )
         return config
 

@@ -74,6 +74,8 @@ class RETDM(keras.Model):
         input_dim: feature size for the ``"mlp"`` backbone.
         label_hidden_units: hidden units of the label embedder (the paper: 512).
         dropout: dropout before the image projection.
+        freeze_batchnorm: keep the backbone's BatchNormalization statistics frozen (default:
+            True with pretrained ``weights``, False from scratch).
         label_names: optional names of the ``C`` labels, used by ``predict_labels``.
         thresholds: optional decision threshold, a float or ``C`` floats (default 0.5).
 
@@ -124,6 +126,7 @@ class RETDM(keras.Model):
         input_dim: int | None = None,
         label_hidden_units: int = 512,
         dropout: float = 0.0,
+        freeze_batchnorm: bool | None = None,
         label_names: list[str] | None = None,
         thresholds: float | list[float] | None = None,
         **kwargs,
@@ -162,6 +165,7 @@ class RETDM(keras.Model):
             width=backbone_width,
             input_dim=input_dim,
             dropout=dropout,
+            freeze_batchnorm=freeze_batchnorm,
             name="image_embedder",
         )
         self.label_embedder = LabelEmbedder(
@@ -467,7 +471,11 @@ class RETDM(keras.Model):
         self.rec_loss_tracker.update_state(rec_loss)
         if self._compile_metrics is not None:
             self._compile_metrics.update_state(y, probabilities)
-        return self.get_metrics_result()
+        logs = self.get_metrics_result()
+        if self.stage == "classifier":  # the label-side terms are not part of this stage
+            logs.pop("metric_loss", None)
+            logs.pop("rec_loss", None)
+        return logs
 
     def train_step(self, data):
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
@@ -526,6 +534,7 @@ class RETDM(keras.Model):
             "input_dim": embedder.input_dim,
             "label_hidden_units": self.label_hidden_units,
             "dropout": embedder.dropout_rate,
+            "freeze_batchnorm": embedder.freeze_batchnorm,
             "label_names": self.label_names,
             "thresholds": self.thresholds,
         }

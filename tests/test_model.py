@@ -140,6 +140,16 @@ def test_exact_neighbour_images_train():
     assert history.history["metric_loss"][0] > 0
 
 
+def test_classifier_stage_logs_only_its_terms():
+    model = tiny_model()
+    x, y = tiny_data()
+    model.set_stage("classifier")
+    model.compile(optimizer="sgd")
+    logs = model.fit(as_dataset(x, y), epochs=1, verbose=0).history
+    assert sorted(logs) == ["cls_loss", "loss"]
+    assert logs["loss"] == logs["cls_loss"]
+
+
 def test_keras_round_trip_gives_identical_predictions(tmp_path):
     model = tiny_model(label_names=["a", "b", "c", "d"], thresholds=[0.4, 0.5, 0.6, 0.5])
     x, y = tiny_data()
@@ -195,3 +205,33 @@ def test_clear_errors():
         model.prepare_training(x, y[:, :2])
     with pytest.raises(ValueError, match="loss"):
         model.compile(optimizer="sgd", loss="mse")
+
+
+def test_freeze_batchnorm_survives_stage_changes():
+    from retdm_keras.embedders import ImageEmbedder
+
+    def bn_layers(embedder):
+        return [
+            layer
+            for layer in embedder.backbone._flatten_layers(include_self=False)
+            if isinstance(layer, keras.layers.BatchNormalization)
+        ]
+
+    frozen = ImageEmbedder("mobilenet", image_size=32, embed_dim=4, freeze_batchnorm=True)
+    assert bn_layers(frozen) and not any(layer.trainable for layer in bn_layers(frozen))
+    frozen.trainable = False
+    frozen.trainable = True  # what set_stage("joint") does after the metric stage
+    assert not any(layer.trainable for layer in bn_layers(frozen))
+    assert frozen.backbone.get_layer("conv1").trainable
+    free = ImageEmbedder("mobilenet", image_size=32, embed_dim=4)  # from scratch: BN trains
+    assert all(layer.trainable for layer in bn_layers(free))
+    # frozen BN statistics do not move during fit
+    model = RETDM(2, backbone="mobilenet", image_size=32, embed_dim=4, freeze_batchnorm=True)
+    model.set_stage("classifier")
+    model.compile(optimizer="sgd")
+    bn = bn_layers(model.image_embedder)[0]
+    before = bn.moving_mean.numpy().copy()
+    x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    model.fit(x, np.eye(2, dtype="float32")[[0, 1, 0, 1]], epochs=1, verbose=0)
+    np.testing.assert_array_equal(before, bn.moving_mean.numpy())
+    assert RETDM.from_config(model.get_config()).image_embedder.freeze_batchnorm

@@ -1,0 +1,29 @@
+# retdm-keras: `make demo` and `make test` are all a fresh machine needs.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test lint bench clean
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install the package with its test extras
+
+demo: $(STAMP)  ## train RETDM and a BCE baseline on MIML scene, print the test table
+	$(PY) examples/scene_demo.py
+
+test: $(STAMP)  ## the whole test suite (lint included)
+	$(VENV)/bin/ruff check retdm_keras tests examples
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check retdm_keras tests examples
+	$(VENV)/bin/ruff format --check retdm_keras tests examples
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache runs
