@@ -83,6 +83,9 @@ def _write_atomic(path: str, write: Callable[[str], None], suffix: str = "") -> 
     os.close(fd)
     try:
         write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes files private; use the usual mode
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -135,10 +138,7 @@ def _model_threshold(model: RETDM, override: float | None = None) -> float | lis
     """The decision threshold: ``override``, else the model's ``thresholds``, else 0.5."""
     if override is not None:
         return float(override)
-    thresholds = model.thresholds
-    if not thresholds:
-        return 0.5
-    return float(thresholds[0]) if len(thresholds) == 1 else [float(t) for t in thresholds]
+    return model.decision_threshold
 
 
 def _history_logs(histories: dict[str, Any]) -> dict[str, list[dict[str, float]]]:

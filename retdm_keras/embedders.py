@@ -27,6 +27,8 @@ Backbones (``ImageEmbedder.BACKBONES``):
 
 from __future__ import annotations
 
+import os
+
 import keras
 from keras import layers, ops
 
@@ -64,11 +66,16 @@ _KNOWN_SHA256 = {
 
 
 def _imagenet_file(folder: str, fname: str) -> str:
-    """The 224-px ImageNet weights file, from the Keras cache or downloaded (hash-checked)."""
+    """The 224-px ImageNet weights file, from the Keras cache or downloaded (hash-checked).
+
+    The cache is ``$KERAS_HOME/models`` with ``KERAS_HOME`` read now, not when Keras was
+    imported, so it can be pointed at a folder of pre-fetched weights at any time.
+    """
     return keras.utils.get_file(
         fname,
         _KERAS_WEIGHTS + folder + "/" + fname,
         cache_subdir="models",
+        cache_dir=os.environ.get("KERAS_HOME"),
         file_hash=_KNOWN_SHA256.get(fname),
     )
 
@@ -173,10 +180,10 @@ class ImageEmbedder(layers.Layer):
 
     >>> import numpy as np
     >>> f = ImageEmbedder("tiny_cnn", image_size=32, embed_dim=16)
-    >>> f(np.zeros((2, 32, 32, 3), "float32")).shape
+    >>> tuple(f(np.zeros((2, 32, 32, 3), "float32")).shape)
     (2, 16)
     >>> f = ImageEmbedder("mlp", input_dim=294, embed_dim=16)
-    >>> f(np.zeros((2, 294), "float32")).shape
+    >>> tuple(f(np.zeros((2, 294), "float32")).shape)
     (2, 16)
     """
 
@@ -292,7 +299,7 @@ class LabelEmbedder(layers.Layer):
 
     >>> import numpy as np
     >>> g = LabelEmbedder(embed_dim=8)
-    >>> g(np.eye(3, dtype="float32")).shape
+    >>> tuple(g(np.eye(3, dtype="float32")).shape)
     (3, 8)
     """
 

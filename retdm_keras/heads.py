@@ -27,7 +27,7 @@ class ClassificationHead(layers.Layer):
     >>> import numpy as np
     >>> head = ClassificationHead(3)
     >>> p = head(np.zeros((2, 8), "float32"))
-    >>> p.shape, float(p.numpy().min()) >= 0.0
+    >>> tuple(p.shape), float(p.numpy().min()) >= 0.0
     ((2, 3), True)
     """
 
@@ -66,7 +66,7 @@ class ReconstructionHead(layers.Layer):
     Example:
 
     >>> import numpy as np
-    >>> ReconstructionHead(5)(np.zeros((2, 8), "float32")).shape
+    >>> tuple(ReconstructionHead(5)(np.zeros((2, 8), "float32")).shape)
     (2, 5)
     """
 

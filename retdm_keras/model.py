@@ -213,6 +213,8 @@ class RETDM(keras.Model):
                 f"thresholds must be one value or {self.num_labels} values, got shape "
                 f"{np.shape(thresholds)}"
             )
+        if values.size == 1:
+            return float(values[0])
         return [float(t) for t in values]
 
     @staticmethod
@@ -242,6 +244,11 @@ class RETDM(keras.Model):
         """``v = g(y)`` for multi-hot labels ``(B, C)``."""
         return self.label_embedder(labels)
 
+    @property
+    def decision_threshold(self) -> float | list[float]:
+        """The stored ``thresholds`` (one value or one per label), else 0.5."""
+        return 0.5 if self.thresholds is None else self.thresholds
+
     def predict_labels(self, x, threshold=None, **predict_kwargs) -> list[list[str]]:
         """Names (or indices, without ``label_names``) of the labels above the threshold.
 
@@ -249,7 +256,7 @@ class RETDM(keras.Model):
         """
         probabilities = self.predict(x, **{"verbose": 0, **predict_kwargs})
         if threshold is None:
-            threshold = self.thresholds if self.thresholds is not None else 0.5
+            threshold = self.decision_threshold
         chosen = probabilities >= np.asarray(threshold, dtype=probabilities.dtype)
         names = self.label_names or list(range(self.num_labels))
         return [[names[j] for j in np.flatnonzero(row)] for row in chosen]
