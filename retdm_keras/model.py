@@ -67,6 +67,9 @@ class RETDM(keras.Model):
         alpha: weight of the second (label → image) way; 0 is the one-way ablation.
         margin: hinge margin of the metric loss.
         distance: ``"sqeuclidean"`` or ``"euclidean"``.
+        embedding_norm: if set, the metric loss sees ``embedding_norm · u/‖u‖`` and
+            ``embedding_norm · v/‖v‖`` (distances bounded by ``4·embedding_norm²``); ``None``
+            uses the raw embeddings, the literal formula.
         neighbor_images: where ``u_jk`` comes from: ``"memory_bank"`` (default, cheap) or
             ``"exact"`` (forward the neighbour images through ``f`` every step).
         weights: backbone weights, ``"imagenet"``, ``None`` or a file path.
@@ -120,6 +123,7 @@ class RETDM(keras.Model):
         alpha: float = 1.0,
         margin: float = 0.0,
         distance: str = "sqeuclidean",
+        embedding_norm: float | None = None,
         neighbor_images: str = "memory_bank",
         weights: str | None = None,
         backbone_width: float | None = None,
@@ -151,6 +155,7 @@ class RETDM(keras.Model):
         self.alpha = float(alpha)
         self.margin = float(margin)
         self.distance = distance
+        self.embedding_norm = None if embedding_norm is None else float(embedding_norm)
         self.neighbor_images = neighbor_images
         self.label_hidden_units = int(label_hidden_units)
         self.label_names = list(label_names) if label_names is not None else None
@@ -326,7 +331,7 @@ class RETDM(keras.Model):
                 )
             indices.append(np.asarray(index))
             ys.append(np.asarray(y))
-            embeddings.append(self.image_embedder(features, training=False))
+            embeddings.append(self._metric_space(self.image_embedder(features, training=False)))
             if keep_inputs:
                 inputs.append(np.asarray(features))
         if not indices:
@@ -428,11 +433,20 @@ class RETDM(keras.Model):
         if self.neighbor_images == "memory_bank":
             return ts.bank.gather(members)
         images = tf.gather(ts.inputs, tf.reshape(members, (-1,)))
-        u = self.image_embedder(images, training=training)
+        u = self._metric_space(self.image_embedder(images, training=training))
         return tf.reshape(u, (tf.shape(set_ids)[0], tf.shape(set_ids)[1], self.embed_dim))
 
+    def _metric_space(self, embeddings):
+        """Embeddings as the metric loss sees them: raw, or L2-normalised × ``embedding_norm``."""
+        if self.embedding_norm is None:
+            return embeddings
+        return self.embedding_norm * ops.normalize(embeddings, axis=-1, order=2)
+
     def _compute_losses(self, x, y, training):
-        """Forward pass and the three loss terms ``(probabilities, u, L_cls, L_metric, L_rec)``."""
+        """Forward pass and the loss terms.
+
+        Returns ``(probabilities, u in metric space, index, L_cls, L_metric, L_rec)``.
+        """
         features, index = self._inputs_of(x)
         y = tf.cast(y, self.compute_dtype)
         u = self.image_embedder(features, training=training)
@@ -440,18 +454,19 @@ class RETDM(keras.Model):
         cls_loss = ops.mean(classification_loss(y, logits))
         zero = tf.zeros((), dtype=cls_loss.dtype)
         metric_loss = rec_loss = zero
+        u_metric = self._metric_space(u)
         if self.stage != "classifier":
             v = self.label_embedder(y)
             rec_loss = ops.mean(reconstruction_loss(y, self.reconstruction_head(v)))
             if self._training_set is not None:
                 set_ids, mask = self._neighbours(y, index if training else None)
                 nbr_labels = tf.gather(self._training_set.unique_sets, set_ids)
-                nbr_label_emb = self.label_embedder(nbr_labels)
+                nbr_label_emb = self._metric_space(self.label_embedder(nbr_labels))
                 nbr_image_emb = self._neighbour_images(set_ids, training)
                 metric_loss = ops.mean(
                     two_way_metric_loss(
-                        u,
-                        v,
+                        u_metric,
+                        self._metric_space(v),
                         nbr_label_emb,
                         tf.cast(nbr_image_emb, u.dtype),
                         tf.cast(mask, u.dtype),
@@ -460,7 +475,7 @@ class RETDM(keras.Model):
                         distance=self.distance,
                     )
                 )
-        return ops.sigmoid(logits), u, index, cls_loss, metric_loss, rec_loss
+        return ops.sigmoid(logits), u_metric, index, cls_loss, metric_loss, rec_loss
 
     def _total(self, cls_loss, metric_loss, rec_loss):
         """``L = L_cls + lam·L_metric + mu·L_rec``, restricted to the stage's terms."""
@@ -535,6 +550,7 @@ class RETDM(keras.Model):
             "alpha": self.alpha,
             "margin": self.margin,
             "distance": self.distance,
+            "embedding_norm": self.embedding_norm,
             "neighbor_images": self.neighbor_images,
             "weights": None,  # the saved file carries the weights
             "backbone_width": embedder.width,

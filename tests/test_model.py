@@ -86,19 +86,28 @@ def test_metric_loss_gradient_reaches_f_and_g_in_joint_stage_only_g_in_metric_st
             assert f_vars == []  # frozen: f has no trainable weights in the metric stage
 
 
-def test_logged_losses_follow_the_documented_formula():
-    model = tiny_model(lam=0.7, mu=1.3, alpha=0.5, margin=0.2, num_neighbors=3)
+@pytest.mark.parametrize("embedding_norm", [None, 2.0])
+def test_logged_losses_follow_the_documented_formula(embedding_norm):
+    model = tiny_model(
+        lam=0.7, mu=1.3, alpha=0.5, margin=0.2, num_neighbors=3, embedding_norm=embedding_norm
+    )
     x, y = tiny_data(n=10, distinct=True)  # one image per set: u_jk is deterministic
     model.set_stage("joint")
     model.compile(optimizer="sgd")
     model.prepare_training(as_dataset(x, y, batch=10))
     logs = model.evaluate(x, y, batch_size=10, verbose=0, return_dict=True)
 
-    u = model.image_embedder(x["images"]).numpy().astype(np.float64)
-    v = model.label_embedder(y).numpy().astype(np.float64)
+    def metric_space(e):
+        e = np.asarray(e, np.float64)
+        if embedding_norm is None:
+            return e
+        return embedding_norm * e / np.linalg.norm(e, axis=-1, keepdims=True)
+
+    u = metric_space(model.image_embedder(x["images"]))
+    v = metric_space(model.label_embedder(y))
     index = LabelNeighbors(y, num_neighbors=3)
     nbr_labels, ids, mask = index.for_samples(np.arange(10))
-    nbr_label_emb = model.label_embedder(nbr_labels.reshape(-1, NUM_LABELS)).numpy()
+    nbr_label_emb = metric_space(model.label_embedder(nbr_labels.reshape(-1, NUM_LABELS)))
     nbr_label_emb = nbr_label_emb.reshape(10, 3, -1)
     member = index.member_indices[index.member_offsets[ids]]  # the only image of each set
     expected_metric = reference_two_way(
@@ -113,6 +122,15 @@ def test_logged_losses_follow_the_documented_formula():
     assert logs["rec_loss"] == pytest.approx(expected_rec, rel=1e-4)
     expected_total = expected_cls + 0.7 * expected_metric + 1.3 * expected_rec
     assert logs["loss"] == pytest.approx(expected_total, rel=1e-4)
+
+
+def test_embedding_norm_puts_the_bank_on_a_sphere():
+    model = tiny_model(embedding_norm=3.0)
+    x, y = tiny_data()
+    model.prepare_training(as_dataset(x, y))
+    norms = np.linalg.norm(model.training_set.bank.embeddings.numpy(), axis=1)
+    np.testing.assert_allclose(norms, 3.0, rtol=1e-5)
+    assert RETDM.from_config(model.get_config()).embedding_norm == 3.0
 
 
 def test_memory_bank_is_filled_then_refreshed():
