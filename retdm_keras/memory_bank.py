@@ -55,22 +55,21 @@ class MemoryBank:
         return tf.gather(self.embeddings, indices)
 
     def update(self, indices, values) -> None:
-        """Write ``values`` (B, D) at ``indices`` (B,); gradients never flow into the bank."""
-        indices = tf.reshape(tf.cast(indices, tf.int64), (-1, 1))
-        values = tf.stop_gradient(tf.cast(values, self.embeddings.dtype))
-        self.embeddings.scatter_nd_update(indices, values)
-        self.filled.scatter_nd_update(indices, tf.ones(tf.shape(indices)[:1], dtype=tf.bool))
+        """Write ``values`` (B, D) at ``indices`` (B,); gradients never flow into the bank.
 
-    def fill(self, embed_fn, dataset) -> None:
-        """Write ``embed_fn(x)`` for every batch ``(x, y)`` of ``dataset`` at ``x["index"]``."""
-        for x, *_ in dataset:
-            self.update(x["index"], embed_fn(x))
-        missing = int(self.num_samples - np.count_nonzero(self.filled.numpy()))
-        if missing:
-            raise ValueError(
-                f"the memory bank is missing {missing} of {self.num_samples} training samples "
-                "after a pass over the training data: every sample index 0..N-1 must appear"
-            )
+        Under a ``tf.distribute`` strategy each replica sees only its share of the batch: the
+        shares are all-gathered first, so every replica writes the same complete update (the
+        variables aggregate with ``ONLY_FIRST_REPLICA``, which is then exact).
+        """
+        indices = tf.reshape(tf.cast(indices, tf.int64), (-1,))
+        values = tf.stop_gradient(tf.cast(values, self.embeddings.dtype))
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            indices = context.all_gather(indices, axis=0)
+            values = context.all_gather(values, axis=0)
+        self.embeddings.scatter_update(tf.IndexedSlices(values, indices))
+        written = tf.ones(tf.shape(indices), dtype=tf.bool)
+        self.filled.scatter_update(tf.IndexedSlices(written, indices))
 
     @property
     def fraction_filled(self) -> float:

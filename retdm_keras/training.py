@@ -100,10 +100,13 @@ def fit_stages(
         if stage_epochs <= 0:
             continue
         model.set_stage(stage)
-        if stage != "classifier":
-            # Neighbour index + a fresh pass of f over the training images into the bank.
-            model.prepare_training(bank_data if bank_data is not None else train_data)
-        model.compile(optimizer=make_optimizer(stage, learning_rate), metrics=make_metrics())
+        # The model's own strategy (the one it was built under): optimiser, metrics and
+        # memory bank are created in its scope so they are mirrored like the weights.
+        with model.distribute_strategy.scope():
+            if stage != "classifier":
+                # Neighbour index + a fresh pass of f over the training images into the bank.
+                model.prepare_training(bank_data if bank_data is not None else train_data)
+            model.compile(optimizer=make_optimizer(stage, learning_rate), metrics=make_metrics())
         schedule = keras.callbacks.ReduceLROnPlateau(
             monitor=monitor, factor=0.1, patience=reduce_lr_patience, verbose=0
         )
