@@ -67,9 +67,10 @@ class RETDM(keras.Model):
         alpha: weight of the second (label → image) way; 0 is the one-way ablation.
         margin: hinge margin of the metric loss.
         distance: ``"sqeuclidean"`` or ``"euclidean"``.
-        embedding_norm: if set, the metric loss sees ``embedding_norm · u/‖u‖`` and
-            ``embedding_norm · v/‖v‖`` (distances bounded by ``4·embedding_norm²``); ``None``
-            uses the raw embeddings, the literal formula.
+        embedding_norm: the metric loss sees ``embedding_norm · u/‖u‖`` and
+            ``embedding_norm · v/‖v‖`` (distances bounded by ``4·embedding_norm²``, default 2).
+            ``None`` uses the raw embeddings; their distances are unbounded and joint
+            training with a pretrained backbone diverged to NaN in our runs.
         neighbor_images: where ``u_jk`` comes from: ``"memory_bank"`` (default, cheap) or
             ``"exact"`` (forward the neighbour images through ``f`` every step).
         weights: backbone weights, ``"imagenet"``, ``None`` or a file path.
@@ -123,7 +124,7 @@ class RETDM(keras.Model):
         alpha: float = 1.0,
         margin: float = 0.0,
         distance: str = "sqeuclidean",
-        embedding_norm: float | None = None,
+        embedding_norm: float | None = 2.0,
         neighbor_images: str = "memory_bank",
         weights: str | None = None,
         backbone_width: float | None = None,
