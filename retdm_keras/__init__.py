@@ -8,7 +8,7 @@ Public API::
     evaluate(y_test, model.predict(test_images))
 """
 
-from retdm_keras import data, losses, metrics
+from retdm_keras import data, losses, metrics, zero_shot
 from retdm_keras.embedders import ImageEmbedder, LabelEmbedder
 from retdm_keras.heads import ClassificationHead, ReconstructionHead
 from retdm_keras.losses import two_way_metric_loss
@@ -17,11 +17,14 @@ from retdm_keras.metrics import MeanAveragePrecision, OverallF1, evaluate
 from retdm_keras.model import RETDM
 from retdm_keras.neighbors import LabelNeighbors
 from retdm_keras.training import default_optimizer, fit_stages
+from retdm_keras.zero_shot import SDL, SDLHead
 
 __version__ = "0.1.0"
 
 __all__ = [
     "RETDM",
+    "SDL",
+    "SDLHead",
     "ClassificationHead",
     "ImageEmbedder",
     "LabelEmbedder",
@@ -37,4 +40,5 @@ __all__ = [
     "losses",
     "metrics",
     "two_way_metric_loss",
+    "zero_shot",
 ]
