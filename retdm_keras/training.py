@@ -50,6 +50,29 @@ def default_metrics(num_labels: int) -> list[keras.metrics.Metric]:
     return [MeanAveragePrecision(num_labels), OverallF1()]
 
 
+def begin_stage(
+    model: RETDM,
+    stage: str,
+    optimizer: keras.optimizers.Optimizer,
+    *,
+    metrics: list | None = None,
+    bank_data: tf.data.Dataset | None = None,
+) -> None:
+    """Freeze the stage's parts, attach the training set if needed, and compile.
+
+    Everything is created in the scope of the model's own strategy (the one it was built
+    under), so optimiser slots, metrics and the memory bank are mirrored like the weights.
+    """
+    model.set_stage(stage)
+    with model.distribute_strategy.scope():
+        if stage != "classifier":
+            if bank_data is None:
+                raise ValueError(f"stage {stage!r} needs the training data for the memory bank")
+            # Neighbour index + a fresh pass of f over the training images into the bank.
+            model.prepare_training(bank_data)
+        model.compile(optimizer=optimizer, metrics=metrics)
+
+
 def fit_stages(
     model: RETDM,
     train_data: tf.data.Dataset,
@@ -99,14 +122,13 @@ def fit_stages(
     for stage, stage_epochs, learning_rate in zip(STAGES, epochs, learning_rates, strict=True):
         if stage_epochs <= 0:
             continue
-        model.set_stage(stage)
-        # The model's own strategy (the one it was built under): optimiser, metrics and
-        # memory bank are created in its scope so they are mirrored like the weights.
-        with model.distribute_strategy.scope():
-            if stage != "classifier":
-                # Neighbour index + a fresh pass of f over the training images into the bank.
-                model.prepare_training(bank_data if bank_data is not None else train_data)
-            model.compile(optimizer=make_optimizer(stage, learning_rate), metrics=make_metrics())
+        begin_stage(
+            model,
+            stage,
+            make_optimizer(stage, learning_rate),
+            metrics=make_metrics(),
+            bank_data=bank_data if bank_data is not None else train_data,
+        )
         schedule = keras.callbacks.ReduceLROnPlateau(
             monitor=monitor, factor=0.1, patience=reduce_lr_patience, verbose=0
         )
