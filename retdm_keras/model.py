@@ -82,6 +82,8 @@ class RETDM(keras.Model):
             True with pretrained ``weights``, False from scratch).
         label_names: optional names of the ``C`` labels, used by ``predict_labels``.
         thresholds: optional decision threshold, a float or ``C`` floats (default 0.5).
+        top_k: predict the ``top_k`` highest labels per image instead of thresholding (used by
+            ``predict_labels`` when no ``threshold`` is passed); ``None`` (default) thresholds.
 
     Inputs are raw images, float pixels in ``[0, 255]`` of shape ``(B, H, W, 3)`` (feature
     vectors ``(B, F)`` for ``"mlp"``), or a dict ``{"images" | "features": ..., "index": ...}``
@@ -134,6 +136,7 @@ class RETDM(keras.Model):
         freeze_batchnorm: bool | None = None,
         label_names: list[str] | None = None,
         thresholds: float | list[float] | None = None,
+        top_k: int | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -161,6 +164,8 @@ class RETDM(keras.Model):
         self.label_hidden_units = int(label_hidden_units)
         self.label_names = list(label_names) if label_names is not None else None
         self.thresholds = self._check_thresholds(thresholds)
+        self._check_top_k(top_k)
+        self.top_k = None if top_k is None else int(top_k)
 
         # === layers ===
         self.image_embedder = ImageEmbedder(
@@ -223,6 +228,14 @@ class RETDM(keras.Model):
             return float(values[0])
         return [float(t) for t in values]
 
+    def _check_top_k(self, top_k):
+        if top_k is None:
+            return
+        if isinstance(top_k, bool) or not isinstance(top_k, int | np.integer):
+            raise ValueError(f"top_k must be an integer or None, got {top_k!r}")
+        if not 1 <= top_k <= self.num_labels:
+            raise ValueError(f"top_k must be in 1..{self.num_labels} (num_labels), got {top_k}")
+
     @staticmethod
     def _inputs_of(x):
         """The image/feature tensor and the sample index (or None) of a batch."""
@@ -239,7 +252,8 @@ class RETDM(keras.Model):
     def call(self, inputs, training=None):
         x, _ = self._inputs_of(inputs)
         u = self.image_embedder(x, training=training)
-        return self.classification_head(u)
+        # float32 probabilities also under a mixed-precision policy
+        return ops.cast(self.classification_head(u), "float32")
 
     def embed_images(self, inputs, training: bool = False):
         """``u = f(x)`` for a batch (array, tensor, or input dict)."""
@@ -256,14 +270,22 @@ class RETDM(keras.Model):
         return 0.5 if self.thresholds is None else self.thresholds
 
     def predict_labels(self, x, threshold=None, **predict_kwargs) -> list[list[str]]:
-        """Names (or indices, without ``label_names``) of the labels above the threshold.
+        """Names (or indices, without ``label_names``) of the predicted labels of each image.
 
-        ``threshold`` defaults to the model's stored ``thresholds``, else 0.5.
+        A label is predicted when its probability is ``>= threshold``. Without ``threshold``,
+        a model with ``top_k`` predicts the ``top_k`` most probable labels of each image (ties
+        go to the lower label index); otherwise the stored ``thresholds`` apply, else 0.5.
+        Each image's labels are listed in label order.
         """
         probabilities = self.predict(x, **{"verbose": 0, **predict_kwargs})
-        if threshold is None:
-            threshold = self.decision_threshold
-        chosen = probabilities >= np.asarray(threshold, dtype=probabilities.dtype)
+        if threshold is None and self.top_k:
+            order = np.argsort(-probabilities, axis=1, kind="stable")[:, : self.top_k]
+            chosen = np.zeros(probabilities.shape, dtype=bool)
+            np.put_along_axis(chosen, order, True, axis=1)
+        else:
+            if threshold is None:
+                threshold = self.decision_threshold
+            chosen = probabilities >= np.asarray(threshold, dtype=probabilities.dtype)
         names = self.label_names or list(range(self.num_labels))
         return [[names[j] for j in np.flatnonzero(row)] for row in chosen]
 
@@ -332,7 +354,8 @@ class RETDM(keras.Model):
                 )
             indices.append(np.asarray(index))
             ys.append(np.asarray(y))
-            embeddings.append(self._metric_space(self.image_embedder(features, training=False)))
+            u = tf.cast(self.image_embedder(features, training=False), tf.float32)
+            embeddings.append(self._metric_space(u))
             if keep_inputs:
                 inputs.append(np.asarray(features))
         if not indices:
@@ -434,7 +457,7 @@ class RETDM(keras.Model):
         if self.neighbor_images == "memory_bank":
             return ts.bank.gather(members)
         images = tf.gather(ts.inputs, tf.reshape(members, (-1,)))
-        u = self._metric_space(self.image_embedder(images, training=training))
+        u = self._metric_space(tf.cast(self.image_embedder(images, training=training), tf.float32))
         return tf.reshape(u, (tf.shape(set_ids)[0], tf.shape(set_ids)[1], self.embed_dim))
 
     def _metric_space(self, embeddings):
@@ -447,30 +470,36 @@ class RETDM(keras.Model):
         """Forward pass and the loss terms.
 
         Returns ``(probabilities, u in metric space, index, L_cls, L_metric, L_rec)``.
+        The losses are computed in float32 whatever the layers' compute dtype (mixed
+        precision runs the layers in float16/bfloat16).
         """
         features, index = self._inputs_of(x)
-        y = tf.cast(y, self.compute_dtype)
+        y = tf.cast(y, tf.float32)
+
+        def f32(t):
+            return tf.cast(t, tf.float32)
+
         u = self.image_embedder(features, training=training)
-        logits = self.classification_head.logits(u)
+        logits = f32(self.classification_head.logits(u))
         cls_loss = ops.mean(classification_loss(y, logits))
         zero = tf.zeros((), dtype=cls_loss.dtype)
         metric_loss = rec_loss = zero
-        u_metric = self._metric_space(u)
+        u_metric = self._metric_space(f32(u))
         if self.stage != "classifier":
             v = self.label_embedder(y)
-            rec_loss = ops.mean(reconstruction_loss(y, self.reconstruction_head(v)))
+            rec_loss = ops.mean(reconstruction_loss(y, f32(self.reconstruction_head(v))))
             if self._training_set is not None:
                 set_ids, mask = self._neighbours(y, index if training else None)
                 nbr_labels = tf.gather(self._training_set.unique_sets, set_ids)
-                nbr_label_emb = self._metric_space(self.label_embedder(nbr_labels))
+                nbr_label_emb = self._metric_space(f32(self.label_embedder(nbr_labels)))
                 nbr_image_emb = self._neighbour_images(set_ids, training)
                 metric_loss = ops.mean(
                     two_way_metric_loss(
                         u_metric,
-                        self._metric_space(v),
+                        self._metric_space(f32(v)),
                         nbr_label_emb,
-                        tf.cast(nbr_image_emb, u.dtype),
-                        tf.cast(mask, u.dtype),
+                        f32(nbr_image_emb),
+                        f32(mask),
                         margin=self.margin,
                         alpha=self.alpha,
                         distance=self.distance,
@@ -494,6 +523,10 @@ class RETDM(keras.Model):
         self.rec_loss_tracker.update_state(rec_loss)
         if self._compile_metrics is not None:
             self._compile_metrics.update_state(y, probabilities)
+        return self.stage_logs()
+
+    def stage_logs(self) -> dict:
+        """The current metric values, without the label-side terms in the classifier stage."""
         logs = self.get_metrics_result()
         if self.stage == "classifier":  # the label-side terms are not part of this stage
             logs.pop("metric_loss", None)
@@ -561,6 +594,7 @@ class RETDM(keras.Model):
             "freeze_batchnorm": embedder.freeze_batchnorm,
             "label_names": self.label_names,
             "thresholds": self.thresholds,
+            "top_k": self.top_k,
         }
 
 

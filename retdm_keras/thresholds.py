@@ -22,10 +22,11 @@ or over-confident, another cut-off gives a much better F1. ``calibrate`` picks t
     smaller ``k``). Useful when nearly every image carries about the same number of labels.
 
 The result is a frozen ``Thresholds`` value: ``apply(scores)`` gives 0/1 predictions,
-``to_config``/``from_config`` make it JSON-friendly, and ``apply_to_model`` stores a
-threshold rule in ``model.thresholds`` so it is saved in the ``.keras`` file and used by
-``model.predict_labels``. ``compare_thresholds`` reports the threshold-based metrics at 0.5
-next to the calibrated rule, ready for ``metrics.format_table``.
+``to_config``/``from_config`` make it JSON-friendly, and ``apply_to_model`` stores the rule
+in the model — thresholds in ``model.thresholds``, a ``"top_k"`` rule's ``k`` in
+``model.top_k`` — so it is saved in the ``.keras`` file and used by ``model.predict_labels``.
+``compare_thresholds`` reports the threshold-based metrics at 0.5 next to the calibrated rule,
+ready for ``metrics.format_table``.
 
 Thresholds are chosen so that they still separate the same scores after a cast to float32
 (the precision RETDM stores them in).
@@ -126,8 +127,8 @@ class Thresholds:
         """
         if self.method == "top_k":
             raise ValueError(
-                "a 'top_k' rule is not a threshold, and RETDM cannot store k yet; apply it with "
-                "Thresholds.apply(model.predict(x)) or calibrate 'per_class_f1'/'global_f1'"
+                "a 'top_k' rule is not a threshold: store it with apply_to_model(model, rule) "
+                "(sets model.top_k), or apply it with Thresholds.apply(model.predict(x))"
             )
         if self.method == "global_f1":
             return float(self.values)
@@ -271,14 +272,24 @@ def calibrate(
 
 
 def apply_to_model(model: Any, thresholds: Thresholds | float | Sequence[float]) -> None:
-    """Store a threshold rule in ``model.thresholds`` (a ``RETDM``).
+    """Store a decision rule in a ``RETDM``, replacing the one it had.
 
-    Saved with the model (``get_config``) and used by ``model.predict_labels``.
+    Thresholds (a ``"per_class_f1"``/``"global_f1"`` rule, or plain values) go to
+    ``model.thresholds`` and clear ``model.top_k``; a ``"top_k"`` rule sets ``model.top_k = k``
+    and clears ``model.thresholds``. Saved with the model (``get_config``) and used by
+    ``model.predict_labels``.
 
     Raises:
-        ValueError: for a ``"top_k"`` rule (RETDM stores thresholds, not ``k``), or a wrong
-            number of thresholds.
+        ValueError: for a wrong number of thresholds, or ``k`` above the number of labels.
     """
+    if isinstance(thresholds, Thresholds) and thresholds.method == "top_k":
+        if thresholds.k > model.num_labels:
+            raise ValueError(
+                f"k={thresholds.k} is larger than the model's number of labels {model.num_labels}"
+            )
+        model.top_k = thresholds.k
+        model.thresholds = None
+        return
     value = thresholds.for_model() if isinstance(thresholds, Thresholds) else thresholds
     values = np.atleast_1d(np.asarray(value, dtype=np.float32))
     if values.ndim != 1 or values.size not in (1, model.num_labels):
@@ -287,6 +298,7 @@ def apply_to_model(model: Any, thresholds: Thresholds | float | Sequence[float])
             f"{np.shape(value)}"
         )
     model.thresholds = float(values[0]) if np.ndim(value) == 0 else [float(v) for v in values]
+    model.top_k = None
 
 
 def compare_thresholds(

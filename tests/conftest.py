@@ -22,3 +22,7 @@ def shared_data() -> Path:
     if not (path / "miml_scene" / "labels.csv").exists():
         pytest.skip(f"real data not found at {path} (set RETDM_DATA_DIR)")
     return path
+
+
+# helper scripts run in subprocesses by the tests; never import them during collection
+collect_ignore_glob = ["scripts/*"]

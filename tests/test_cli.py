@@ -258,6 +258,20 @@ def test_train_and_evaluate_arff(tmp_path, capsys):
     for name in METRIC_NAMES:
         assert got[name] == pytest.approx(metrics[name], abs=1e-6), name
 
+    # calibrate on the rows train held out (same --val-fraction and --seed), compare on test
+    report = tmp_path / "calibration.json"
+    status = cli.main(
+        ["calibrate", str(out / "model.keras"), "--arff-train", str(tmp_path / "train.arff")]
+        + ["--arff-test", str(tmp_path / "test.arff"), "--labels-xml", str(tmp_path / "labels.xml")]
+        + ["--val-fraction", "0.2", "--method", "global_f1", "--json", str(report)]
+    )
+    assert status == 0
+    result = json.loads(report.read_text())
+    assert result["validation"]["samples"] == 6 and result["test"]["samples"] == 12
+    assert isinstance(result["rule"]["values"], float)
+    assert cli.main(["calibrate", str(out / "model.keras"), "--arff-train", "x.arff"]) == 2
+    assert "--val-fraction" in capsys.readouterr().err
+
 
 def test_imagenet_download_failure_falls_back(monkeypatch, capsys):
     from retdm_keras import embedders
@@ -284,5 +298,167 @@ def test_module_help_lists_commands():
         timeout=120,
     )
     assert result.returncode == 0
-    for command in ("train", "evaluate", "predict"):
+    for command in ("train", "tune", "evaluate", "calibrate", "predict", "export"):
         assert command in result.stdout
+
+
+def test_cli_choices_match_the_library():
+    from retdm_keras.export import FORMATS
+    from retdm_keras.metrics import METRIC_NAMES
+    from retdm_keras.thresholds import METHODS
+    from retdm_keras.tuning import DEFAULT_CHOICES
+
+    assert cli.CALIBRATION_METHODS == METHODS
+    assert tuple(cli.EXPORT_SUFFIXES) == FORMATS
+    assert set(cli.SEARCHABLE) == {*DEFAULT_CHOICES, "learning_rates"}
+    assert set(METRIC_NAMES) <= set(cli.OBJECTIVE_BASES)
+
+
+# --------------------------------------------------------------------------- #
+# export / calibrate / tune
+# --------------------------------------------------------------------------- #
+def _copy_model(trained, folder: Path) -> Path:
+    out, status = trained
+    assert status == 0
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "tiny.keras"
+    target.write_bytes((out / "model.keras").read_bytes())
+    return target
+
+
+def test_export_onnx_next_to_the_model_with_label_metadata(trained, tmp_path, capsys):
+    from retdm_keras.export import read_metadata
+
+    model = _copy_model(trained, tmp_path)
+    capsys.readouterr()
+    assert cli.main(["export", str(model), "--format", "onnx"]) == 0
+    onnx_path = tmp_path / "tiny.onnx"  # default: next to the model, named after it
+    assert onnx_path.is_file() and str(onnx_path) in capsys.readouterr().out
+    metadata = read_metadata(onnx_path)
+    assert metadata["label_names"] == LABELS and metadata["thresholds"] == 0.5
+
+
+def test_export_all_with_benchmark(trained, tmp_path, capsys):
+    from retdm_keras.export import read_metadata
+
+    model = _copy_model(trained, tmp_path)
+    out = tmp_path / "exports"
+    args = ["export", str(model), "--format", "all", "--out", str(out), "--benchmark"]
+    assert cli.main([*args, "--batch-sizes", "1", "2", "--repeats", "2"]) == 0
+    for name in ("tiny.onnx", "tiny_saved_model", "tiny.tflite"):
+        assert (out / name).exists(), name
+        assert read_metadata(out / name)["label_names"] == LABELS
+    latency = json.loads((out / "latency.json").read_text())
+    assert set(latency["latency_ms"]) == {"keras", "onnx", "saved_model", "tflite"}
+    assert set(latency["latency_ms"]["onnx"]) == {"1", "2"}
+    assert "speed-up over Keras" in capsys.readouterr().out
+
+
+def _calibrate(model: Path, image_data, *extra: str) -> int:
+    return cli.main(
+        ["calibrate", str(model), "--data-dir", str(image_data["images"])]
+        + ["--labels", str(image_data["labels"]), "--split-json", str(image_data["split"])]
+        + list(extra)
+    )
+
+
+def _predict_marks(model: Path, paths: list[str], capsys) -> dict[str, dict[str, bool]]:
+    """``{image: {label: marked}}`` from ``retdm-keras predict`` (all labels shown)."""
+    capsys.readouterr()
+    assert cli.main(["predict", str(model), *paths, "--top-k", str(len(LABELS))]) == 0
+    marks: dict[str, dict[str, bool]] = {}
+    for line in capsys.readouterr().out.splitlines():
+        if not line.startswith("  "):
+            current = marks.setdefault(line, {})
+        else:
+            fields = line.split()
+            current[fields[0]] = fields[2:] == ["*"]
+    return marks
+
+
+def test_calibrate_per_class_save_then_predict_uses_the_thresholds(
+    trained, image_data, tmp_path, capsys
+):
+    model = _copy_model(trained, tmp_path)
+    saved, report = tmp_path / "calibrated.keras", tmp_path / "calibration.json"
+    capsys.readouterr()
+    status = _calibrate(
+        model, image_data, "--method", "per_class_f1", "--save", str(saved), "--json", str(report)
+    )
+    assert status == 0
+    printed = capsys.readouterr().out
+    assert "val of" in printed and "0.5" in printed and "per_class_f1" in printed
+    result = json.loads(report.read_text())
+    assert result["rule"]["method"] == "per_class_f1" and len(result["rule"]["values"]) == 3
+    assert result["validation"]["samples"] == 4 and result["test"]["samples"] == 4
+    assert set(result["test"]["metrics"]) == {"0.5", "per_class_f1"}
+    assert not list(tmp_path.glob(".*tmp*")), "temporary files left behind"
+
+    loaded = cli.load_model(str(saved))
+    assert loaded.top_k is None
+    assert loaded.thresholds == pytest.approx(result["rule"]["values"])
+    paths = [str(image_data["images"] / f"img{i:02d}.png") for i in (0, 3, 17, 22)]
+    images = np.stack([cli._read_image(p, (16, 16)) for p in paths])
+    probabilities = loaded.predict(images, verbose=0)
+    expected = probabilities >= np.asarray(loaded.thresholds, np.float32)
+    marks = _predict_marks(saved, paths, capsys)
+    assert marks == {
+        p: {name: bool(expected[i, j]) for j, name in enumerate(LABELS)}
+        for i, p in enumerate(paths)
+    }
+
+
+def test_calibrate_top_k_save_then_predict_marks_k_labels(trained, image_data, tmp_path, capsys):
+    model = _copy_model(trained, tmp_path)
+    saved = tmp_path / "top2.keras"
+    assert _calibrate(model, image_data, "--method", "top_k", "--k", "2", "--save", str(saved)) == 0
+    loaded = cli.load_model(str(saved))
+    assert loaded.top_k == 2 and loaded.thresholds is None
+    paths = [str(image_data["images"] / f"img{i:02d}.png") for i in (1, 20)]
+    marks = _predict_marks(saved, paths, capsys)
+    assert all(sum(row.values()) == 2 for row in marks.values())
+
+
+def test_calibrate_and_export_option_errors(trained, image_data, tmp_path, capsys):
+    model = _copy_model(trained, tmp_path)
+    assert _calibrate(model, image_data, "--method", "global_f1", "--k", "2") == 2
+    assert "--k only applies to --method top_k" in capsys.readouterr().err
+    assert _calibrate(model, image_data, "--save", str(tmp_path / "x.h5")) == 2
+    assert ".keras" in capsys.readouterr().err
+    assert _calibrate(model, image_data, "--val-split", "nope") == 2
+    assert "'nope' is not in" in capsys.readouterr().err
+    status = cli.main(["export", str(model), "--format", "tflite", "--opset", "13"])
+    assert status == 2 and "--opset" in capsys.readouterr().err
+
+
+def test_tune_writes_best_recipe_and_heatmap(image_data, tmp_path, capsys):
+    out = tmp_path / "tune"
+    args = ["tune", "--data-dir", str(image_data["images"]), "--labels", str(image_data["labels"])]
+    args += ["--split-json", str(image_data["split"]), "--out", str(out), *FAST]
+    args += ["--tuner", "random", "--max-trials", "2", "--epochs", "1", "1", "1"]
+    assert cli.main(args) == 0
+    recipe = json.loads((out / "best_recipe.json").read_text())
+    assert {"lam", "mu"} <= set(recipe["hyperparameters"])
+    assert recipe["objective"] == "val_mAP" and 0.0 <= recipe["score"] <= 1.0
+    kwargs = recipe["model_kwargs"]
+    assert kwargs["lam"] == recipe["hyperparameters"]["lam"]
+    assert kwargs["mu"] == recipe["hyperparameters"]["mu"]
+    assert kwargs["backbone"] == "tiny_cnn" and kwargs["label_names"] == LABELS
+    assert recipe["epochs"] == [1, 1, 1]
+    png = (out / "lam_mu.png").read_bytes()
+    assert len(png) > 1000 and png.startswith(b"\x89PNG")
+    assert json.loads((out / "tune_config.json").read_text())["max_trials"] == 2
+    assert "best trial" in capsys.readouterr().out
+
+
+def test_tune_needs_validation_data(image_data, tmp_path, capsys):
+    split = json.loads(image_data["split"].read_text())
+    no_val = tmp_path / "no_val.json"
+    no_val.write_text(json.dumps({"train": split["train"], "test": split["test"]}))
+    args = ["tune", "--data-dir", str(image_data["images"]), "--labels", str(image_data["labels"])]
+    args += ["--split-json", str(no_val), "--out", str(tmp_path / "t"), *FAST]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("retdm-keras: error: tune scores every trial on validation data")
+    assert "--val-split" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "t").exists()

@@ -140,9 +140,9 @@ def test_memory_bank_is_filled_then_refreshed():
     model.compile(optimizer=keras.optimizers.SGD(0.5))
     model.prepare_training(as_dataset(x, y))
     bank = model.training_set.bank
-    np.testing.assert_allclose(
-        bank.embeddings.numpy(), model.image_embedder(x["images"]).numpy(), rtol=1e-5, atol=1e-6
-    )
+    u = model.image_embedder(x["images"]).numpy()
+    expected = model.embedding_norm * u / np.linalg.norm(u, axis=1, keepdims=True)
+    np.testing.assert_allclose(bank.embeddings.numpy(), expected, rtol=1e-5, atol=1e-6)
     before = bank.embeddings.numpy().copy()
     model.fit(as_dataset(x, y), epochs=1, verbose=0)
     assert not np.allclose(before, bank.embeddings.numpy())
@@ -253,3 +253,31 @@ def test_freeze_batchnorm_survives_stage_changes():
     model.fit(x, np.eye(2, dtype="float32")[[0, 1, 0, 1]], epochs=1, verbose=0)
     np.testing.assert_array_equal(before, bn.moving_mean.numpy())
     assert RETDM.from_config(model.get_config()).image_embedder.freeze_batchnorm
+
+
+def test_top_k_round_trip_and_predict_labels_picks_exactly_k(tmp_path):
+    names = ["a", "b", "c", "d"]
+    model = tiny_model(label_names=names, top_k=2)
+    assert model.top_k == 2 and model.get_config()["top_k"] == 2
+    x, _ = tiny_data(n=5)
+    path = tmp_path / "top_k.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert loaded.top_k == 2 and loaded.get_config() == model.get_config()
+    p = loaded.predict(x["images"], verbose=0)
+    got = loaded.predict_labels(x["images"])
+    assert got == model.predict_labels(x["images"])
+    for row, labels in zip(p, got, strict=True):
+        assert len(labels) == 2
+        chosen = [names.index(n) for n in labels]
+        others = [j for j in range(NUM_LABELS) if j not in chosen]
+        assert min(row[chosen]) >= max(row[others])
+    # an explicit threshold still thresholds
+    assert loaded.predict_labels(x["images"], threshold=0.0) == [names] * 5
+    assert RETDM.from_config({**model.get_config(), "top_k": None}).top_k is None
+
+
+@pytest.mark.parametrize("top_k", [0, 5, 1.5, True])
+def test_top_k_out_of_range_is_a_clear_error(top_k):
+    with pytest.raises(ValueError, match="top_k"):
+        RETDM(NUM_LABELS, backbone="tiny_cnn", image_size=SIZE, embed_dim=8, top_k=top_k)

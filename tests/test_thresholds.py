@@ -188,11 +188,42 @@ def test_apply_to_model_round_trips_through_keras_file(tmp_path):
     assert any(len(row) for row in expected)
 
     apply_to_model(model, calibrate(y, p, "global_f1"))
-    assert isinstance(model.thresholds, float)
-    with pytest.raises(ValueError, match="top_k"):
-        apply_to_model(model, calibrate(y, p, "top_k", k=2))
+    assert isinstance(model.thresholds, float) and model.top_k is None
     with pytest.raises(ValueError, match="4 values"):
         apply_to_model(model, [0.5, 0.5])
+
+
+def test_apply_to_model_top_k_replaces_thresholds(tmp_path):
+    keras.utils.set_random_seed(0)
+    names = np.array(["a", "b", "c", "d"])
+    model = RETDM(
+        4,
+        backbone="tiny_cnn",
+        image_size=16,
+        embed_dim=8,
+        label_hidden_units=8,
+        label_names=list(names),
+        thresholds=[0.1, 0.2, 0.3, 0.4],
+    )
+    images = np.random.default_rng(1).uniform(0, 255, (6, 16, 16, 3)).astype("float32")
+    p = model.predict(images, verbose=0)
+    y = np.eye(4, dtype=int)[np.arange(6) % 4]
+    rule = calibrate(y, p, "top_k", k=2)
+    apply_to_model(model, rule)
+    assert model.top_k == 2 and model.thresholds is None
+    model.save(tmp_path / "k.keras")
+    loaded = keras.models.load_model(tmp_path / "k.keras")
+    assert loaded.top_k == 2 and loaded.thresholds is None
+    expected = [list(names[row == 1]) for row in rule.apply(p)]
+    assert loaded.predict_labels(images) == expected
+    assert all(len(row) == 2 for row in expected)
+    # a threshold rule replaces the top-k rule again
+    apply_to_model(loaded, calibrate(y, p, "per_class_f1"))
+    assert loaded.top_k is None and len(loaded.thresholds) == 4
+    with pytest.raises(ValueError, match="larger than"):
+        apply_to_model(loaded, Thresholds("top_k", None, 5))
+    with pytest.raises(ValueError, match="apply_to_model"):
+        rule.for_model()
 
 
 def test_clear_errors():

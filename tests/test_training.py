@@ -86,48 +86,40 @@ def test_bad_schedule_is_an_error():
 
 @pytest.mark.slow
 def test_short_real_run_beats_random_scores(shared_data):
-    """MobileNet v1 (0.25) with ImageNet weights, 64 px, a MIML subset: mAP far above chance."""
+    """MobileNetV2 with ImageNet weights, 96 px, a MIML subset: mAP far above chance."""
     keras_home = shared_data / "keras_home"
-    if not (keras_home / "models" / "mobilenet_2_5_224_tf_no_top.h5").exists():
-        pytest.skip("MobileNet ImageNet weights not in the shared data")
-    os.environ["KERAS_HOME"] = str(keras_home)  # read by keras.utils.get_file at call time
-    from retdm_keras.data import from_folder, load_split, read_labels_csv
+    weights = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+    if not (keras_home / "models" / weights).exists():
+        pytest.skip("MobileNetV2 ImageNet weights not in the shared data")
+    os.environ["KERAS_HOME"] = str(keras_home)  # read by the weights loader at call time
+    from retdm_keras.data import image_dataset, load_split, read_labels_csv
 
     scene = shared_data / "miml_scene"
     files = read_labels_csv(scene / "labels.csv")
     split = load_split(scene / "split.json")
-    from retdm_keras.data import image_dataset
-
-    train_files = files.subset(split["train"][:400])
+    train_files = files.subset(split["train"][:600])
     test_files = files.subset(split["test"][:200])
-    common = dict(image_size=64, batch_size=32, cache=True, seed=0)
+    common = dict(image_size=96, batch_size=32, cache=True, seed=0)
     train = image_dataset(scene / "images", train_files, training=True, **common)
     bank = image_dataset(scene / "images", train_files, training=False, **common)
     test = image_dataset(scene / "images", test_files, training=False, **common)
-    assert from_folder  # the convenience wrapper is exercised in the data tests
 
     keras.utils.set_random_seed(0)
-    model = RETDM(
-        5,
-        backbone="mobilenet",
-        image_size=64,
-        weights="imagenet",
-        embed_dim=64,
-        num_neighbors=5,
-    )
-    fit_stages(
+    model = RETDM(5, backbone="mobilenet_v2", image_size=96, weights="imagenet", lam=0.1, mu=0.1)
+    histories = fit_stages(
         model,
         train,
-        epochs=(3, 1, 2),
-        learning_rates=(0.003, 0.01, 0.001),
+        epochs=(3, 1, 1),
+        learning_rates=(0.001, 0.01, 0.0005),
         bank_data=bank,
         verbose=0,
     )
+    assert np.all(np.isfinite(histories["joint"].history["metric_loss"]))
     scores = model.predict(test, verbose=0)
     result = evaluate(test_files.labels, scores)
     rng = np.random.default_rng(0)
-    chance = np.mean(
-        [evaluate(test_files.labels, rng.random(scores.shape))["mAP"] for _ in range(5)]
-    )
-    assert result["mAP"] > chance + 0.25, (result, chance)
-    assert result["average_precision"] > 0.7, result
+    chance = [evaluate(test_files.labels, rng.random(scores.shape)) for _ in range(5)]
+    chance_map = np.mean([c["mAP"] for c in chance])
+    chance_ap = np.mean([c["average_precision"] for c in chance])
+    assert result["mAP"] > chance_map + 0.3, (result, chance_map)
+    assert result["average_precision"] > chance_ap + 0.2, (result, chance_ap)
