@@ -624,13 +624,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     _check_fit_options(args)
 
     import keras
+    import tensorflow as tf
 
+    from retdm_keras.distributed import fit_stages_multiworker, is_chief, make_strategy
     from retdm_keras.training import fit_stages
 
     keras.utils.set_random_seed(args.seed)
+    strategy = make_strategy(getattr(args, "strategy", "default"))
     data = _train_data(args)
     os.makedirs(args.out, exist_ok=True)
-    model, weights_used = build_model(args, data.label_names, input_dim=data.input_dim)
+    with strategy.scope():  # weights, optimiser slots and memory bank live on every replica
+        model, weights_used = build_model(args, data.label_names, input_dim=data.input_dim)
     print(
         f"{PROG}: {len(data.label_names)} labels; samples: {_describe_sizes(data)}; "
         f"backbone {model.backbone}"
@@ -642,19 +646,34 @@ def cmd_train(args: argparse.Namespace) -> int:
         config["input_dim"] = data.input_dim
     write_json(os.path.join(args.out, "train_config.json"), config)
 
-    histories = fit_stages(
-        model,
-        data.train,
-        data.val,
-        epochs=tuple(args.epochs),
-        learning_rates=tuple(args.learning_rates),
-        bank_data=data.bank,
-        verbose=args.verbose,
-    )
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        # model.fit is broken under MultiWorkerMirroredStrategy in Keras 3: custom loop.
+        history_rows = fit_stages_multiworker(
+            model,
+            data.train,
+            epochs=tuple(args.epochs),
+            learning_rates=tuple(args.learning_rates),
+            bank_data=data.bank,
+            checkpoint_dir=os.path.join(args.out, "checkpoints"),
+            verbose=args.verbose,
+        )
+        if not is_chief(strategy):
+            return 0  # only the chief writes the model and the records
+    else:
+        histories = fit_stages(
+            model,
+            data.train,
+            data.val,
+            epochs=tuple(args.epochs),
+            learning_rates=tuple(args.learning_rates),
+            bank_data=data.bank,
+            verbose=args.verbose,
+        )
+        history_rows = _history_logs(histories)
     model_path = os.path.join(args.out, "model.keras")
     _save_model(model, model_path)
     write_json(os.path.join(args.out, "labels.json"), data.label_names)
-    write_json(os.path.join(args.out, "history.json"), _history_logs(histories))
+    write_json(os.path.join(args.out, "history.json"), history_rows)
     print(f"{PROG}: saved {model_path}")
 
     if data.test is not None:
@@ -1126,6 +1145,13 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     _add_data_arguments(p)
     _add_model_arguments(p)
     _add_fit_arguments(p)
+    p.add_argument(
+        "--strategy",
+        choices=("default", "mirrored", "multiworker"),
+        default="default",
+        help="tf.distribute strategy: mirrored = all local GPUs; multiworker = the cluster in "
+        "TF_CONFIG (run the same command on every worker; only the chief writes --out)",
+    )
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=cmd_train)
 

@@ -121,7 +121,7 @@ def fit_stages_multiworker(
         begin_stage(
             model,
             stage,
-            make_optimizer(stage, learning_rate),
+            lambda: make_optimizer(stage, learning_rate),  # noqa: B023 (called right away)
             bank_data=bank_data if bank_data is not None else train_data,
         )
         with strategy.scope():

@@ -53,15 +53,16 @@ def default_metrics(num_labels: int) -> list[keras.metrics.Metric]:
 def begin_stage(
     model: RETDM,
     stage: str,
-    optimizer: keras.optimizers.Optimizer,
+    make_optimizer: Callable[[], keras.optimizers.Optimizer],
     *,
-    metrics: list | None = None,
+    make_metrics: Callable[[], list] | None = None,
     bank_data: tf.data.Dataset | None = None,
 ) -> None:
     """Freeze the stage's parts, attach the training set if needed, and compile.
 
-    Everything is created in the scope of the model's own strategy (the one it was built
-    under), so optimiser slots, metrics and the memory bank are mirrored like the weights.
+    The optimiser, the metrics and the memory bank are all created in the scope of the
+    model's own strategy (the one it was built under), so they are mirrored like the weights
+    (a Keras optimiser binds to the strategy current when it is constructed).
     """
     model.set_stage(stage)
     with model.distribute_strategy.scope():
@@ -70,7 +71,8 @@ def begin_stage(
                 raise ValueError(f"stage {stage!r} needs the training data for the memory bank")
             # Neighbour index + a fresh pass of f over the training images into the bank.
             model.prepare_training(bank_data)
-        model.compile(optimizer=optimizer, metrics=metrics)
+        metrics = make_metrics() if make_metrics is not None else None
+        model.compile(optimizer=make_optimizer(), metrics=metrics)
 
 
 def fit_stages(
@@ -125,8 +127,8 @@ def fit_stages(
         begin_stage(
             model,
             stage,
-            make_optimizer(stage, learning_rate),
-            metrics=make_metrics(),
+            lambda: make_optimizer(stage, learning_rate),  # noqa: B023 (called right away)
+            make_metrics=make_metrics,
             bank_data=bank_data if bank_data is not None else train_data,
         )
         schedule = keras.callbacks.ReduceLROnPlateau(

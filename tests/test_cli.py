@@ -462,3 +462,45 @@ def test_tune_needs_validation_data(image_data, tmp_path, capsys):
     assert err.startswith("retdm-keras: error: tune scores every trial on validation data")
     assert "--val-split" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "t").exists()
+
+
+def test_train_under_mirrored_strategy(image_data, tmp_path):
+    out = tmp_path / "mirrored"
+    status = cli.main(
+        [
+            "train",
+            "--data-dir",
+            str(image_data["images"]),
+            "--labels",
+            str(image_data["labels"]),
+            "--out",
+            str(out),
+            "--strategy",
+            "mirrored",
+            *FAST,
+        ]
+    )
+    assert status == 0
+    history = json.loads((out / "history.json").read_text())
+    assert list(history) == ["classifier", "metric", "joint"]
+    assert (out / "model.keras").is_file()
+
+
+def test_multiworker_strategy_needs_tf_config(image_data, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    status = cli.main(
+        [
+            "train",
+            "--data-dir",
+            str(image_data["images"]),
+            "--labels",
+            str(image_data["labels"]),
+            "--out",
+            str(tmp_path / "mw"),
+            "--strategy",
+            "multiworker",
+            *FAST,
+        ]
+    )
+    assert status == 2
+    assert "TF_CONFIG" in capsys.readouterr().err

@@ -59,7 +59,7 @@ def run(strategy):
             epochs=epochs,
             learning_rates=(0.1, 0.1, 0.1),
             verbose=0,
-            optimizer=lambda stage, lr: keras.optimizers.SGD(lr),
+            optimizer=lambda stage, lr: keras.optimizers.SGD(lr, momentum=0.9),
         )
         logs[stage] = {
             k: float(v[-1]) for k, v in history[stage].history.items() if k.endswith("loss")

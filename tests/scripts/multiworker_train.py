@@ -46,7 +46,7 @@ history = fit_stages_multiworker(
     data(),
     epochs=(1, 1, 1),
     learning_rates=(0.1, 0.1, 0.1),
-    optimizer=lambda stage, lr: keras.optimizers.SGD(lr),
+    optimizer=lambda stage, lr: keras.optimizers.SGD(lr, momentum=0.9),
     checkpoint_dir=checkpoint_dir,
     verbose=0,
 )
