@@ -98,24 +98,24 @@ class LabelNeighbors:
         if k_real == 0:
             return neighbors, distances
         rows_per_block = max(1, min(num_sets, max_block_elements // num_sets))
-        columns = np.arange(num_sets, dtype=np.int64)
+        excluded = np.int16(sets.shape[1] + 1)  # larger than any Hamming distance
         for start in range(0, num_sets, rows_per_block):
             stop = min(num_sets, start + rows_per_block)
-            block = sets[start:stop]
+            rows = np.arange(stop - start)
             # Hamming distance between 0/1 vectors; exact in float32 for C < 2**24.
-            hamming = sizes[start:stop, None] + sizes[None, :] - 2.0 * (block @ sets.T)
-            # Sort key (distance, set index): unique integers, so ties break by index.
-            key = np.rint(hamming).astype(np.int64) * num_sets + columns[None, :]
-            own = np.arange(start, stop)
-            key[own - start, own] = np.iinfo(np.int64).max  # never pick the own set
-            part = np.argpartition(key, k_real - 1, axis=1)[:, :k_real]
-            part_keys = np.take_along_axis(key, part, axis=1)
-            order = np.argsort(part_keys, axis=1)
-            chosen = np.take_along_axis(part, order, axis=1)
-            neighbors[start:stop, :k_real] = chosen
-            distances[start:stop, :k_real] = (
-                np.take_along_axis(part_keys, order, axis=1) // num_sets
-            )
+            hamming = sizes[start:stop, None] + sizes[None, :] - 2.0 * (sets[start:stop] @ sets.T)
+            hamming = np.rint(hamming).astype(np.int16)
+            hamming[rows, rows + start] = excluded  # never pick the own set
+            # The K-th smallest distance of each row; every set at most that far is a
+            # candidate (ties included), then candidates are ordered by (distance, index).
+            kth = np.partition(hamming, k_real - 1, axis=1)[:, k_real - 1]
+            cand_rows, cand_cols = np.nonzero(hamming <= kth[:, None])
+            cand_dist = hamming[cand_rows, cand_cols]
+            order = np.lexsort((cand_cols, cand_dist, cand_rows))
+            first = np.searchsorted(cand_rows[order], rows)  # each row's first candidate
+            take = order[first[:, None] + np.arange(k_real)[None, :]]
+            neighbors[start:stop, :k_real] = cand_cols[take]
+            distances[start:stop, :k_real] = cand_dist[take]
         return neighbors, distances
 
     # ------------------------------------------------------------------ queries
