@@ -1,0 +1,231 @@
+"""Recipes: validation with field-named errors, paths, datasets, and a tiny end-to-end run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from retdm_keras import zoo
+from retdm_keras.metrics import METRIC_NAMES
+from retdm_keras.recipes import (
+    RECIPES_DIR,
+    Recipe,
+    RecipeError,
+    build_datasets,
+    build_model,
+    expand_path,
+    find_recipe,
+    load_recipe,
+    train_recipe,
+)
+
+LABELS = ["red", "green", "blue"]
+LABEL_SETS = [(1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 0), (0, 1, 1), (1, 0, 1)]
+
+
+def _write(path: Path, config: dict) -> Path:
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def image_folder(tmp_path) -> Path:
+    """12 colour-coded 16×16 PNGs, a one-hot CSV and a train/val/test split file."""
+    folder = tmp_path / "colours"
+    rng = np.random.default_rng(0)
+    rows = ["filename," + ",".join(LABELS)]
+    for i in range(12):
+        labels = LABEL_SETS[i % len(LABEL_SETS)]
+        pixels = np.array(labels, np.float32) * 200 + 30 + rng.normal(0, 10, (16, 16, 3))
+        (folder / "images").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(folder / f"images/{i}.png")
+        rows.append(f"{i}.png," + ",".join(map(str, labels)))
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+    names = [f"{i}.png" for i in range(12)]
+    split = {"train": names[:6], "val": names[6:9], "test": names[9:]}
+    (folder / "split.json").write_text(json.dumps(split))
+    return folder
+
+
+def _tiny_recipe(folder: Path, **training) -> dict:
+    return {
+        "name": "colours",
+        "dataset": "12 colour squares",
+        "description": "A tiny recipe for the tests.",
+        "data": {
+            "format": "folder_csv",
+            "image_dir": "colours/images",  # relative to the recipe file
+            "labels": "colours/labels.csv",
+            "split_json": "${COLOURS_DIR}/split.json",
+        },
+        "model": {
+            "backbone": "tiny_cnn",
+            "image_size": 16,
+            "embed_dim": 8,
+            "num_neighbors": 2,
+            "label_hidden_units": 8,
+        },  # fmt: skip
+        "training": {
+            "epochs": [1, 1, 1],
+            "learning_rates": [0.01, 0.01, 0.001],
+            "batch_size": 4,
+            **training,
+        },  # fmt: skip
+    }
+
+
+# --------------------------------------------------------------------------- validation
+def test_the_shipped_recipes_validate():
+    recipes = {p.stem: load_recipe(p) for p in sorted(RECIPES_DIR.glob("*.yaml"))}
+    assert set(recipes) >= {"scene", "scene-features", "mirflickr25k", "nuswide", "coco"}
+    for stem, recipe in recipes.items():
+        assert recipe.name == stem and recipe.dataset and recipe.data.format
+    scene = recipes["scene"]
+    assert (scene.model.backbone, scene.model.weights, scene.model.image_size) == (
+        "mobilenet_v2",
+        "imagenet",
+        160,
+    )
+    assert (scene.model.embed_dim, scene.model.num_neighbors) == (512, 10)
+    assert (scene.model.lam, scene.model.mu, scene.model.alpha, scene.model.margin) == (
+        0.1,
+        0.1,
+        1.0,
+        0.0,
+    )
+    assert scene.model.embedding_norm == 2.0
+    assert scene.training.epochs == (4, 1, 2)
+    assert scene.training.learning_rates == (0.001, 0.01, 0.0005)
+    assert (scene.training.batch_size, scene.training.seed) == (32, 0)
+    assert [scene.data.get(k) for k in ("train_split", "val_split", "test_split")] == [
+        "train",
+        "val",
+        "test",
+    ]
+    assert recipes["scene-features"].model.backbone == "mlp"
+    assert find_recipe("coco") == RECIPES_DIR / "coco.yaml"
+    assert find_recipe("no-such-model") is None
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"model": {"lamda": 1.0}}, r"model\.lamda: unknown field"),
+        ({"model": {"lam": "high"}}, r"model\.lam: expected a number, got 'high'"),
+        ({"model": {"embed_dim": 8.5}}, r"model\.embed_dim: expected an integer"),
+        ({"training": {"epochs": [1, 1]}}, r"training\.epochs: expected 3 values"),
+        ({"training": {"optimizer": "rmsprop"}}, r"training\.optimizer: expected one of"),
+        ({"data": {"format": "folder_csv", "labels": "l.csv"}}, r"data\.image_dir: required"),
+        ({"data": {"format": "parquet"}}, r"data\.format: expected one of"),
+        ({"data": {"format": "arff", "train": "t", "val_fraction": 1.5}}, r"data\.val_fraction"),
+        ({"name": "Has Spaces"}, r"name: 'Has Spaces' must be lower-case"),
+        ({"extra": 1}, r"extra: unknown field"),
+    ],
+)
+def test_errors_name_the_file_and_the_field(tmp_path, change, message):
+    config = _tiny_recipe(tmp_path)
+    for key, value in change.items():
+        if isinstance(value, dict) and key in ("model", "training"):
+            config[key] = {**config[key], **value}
+        else:
+            config[key] = value
+    path = _write(tmp_path / "bad.yaml", config)
+    with pytest.raises(RecipeError, match=message) as info:
+        load_recipe(path)
+    assert str(info.value).startswith(str(path))
+
+
+def test_round_trip_and_path_expansion(tmp_path, monkeypatch):
+    path = _write(tmp_path / "colours.yaml", _tiny_recipe(tmp_path))
+    recipe = load_recipe(path)
+    assert Recipe.from_dict(recipe.to_dict(), source=str(path)) == recipe
+    assert recipe.to_dict()["data"]["split_json"] == "${COLOURS_DIR}/split.json"  # as written
+    assert recipe.path("image_dir") == tmp_path / "colours" / "images"
+    with pytest.raises(RecipeError, match=r"COLOURS_DIR\} is not set"):
+        recipe.path("split_json")
+    monkeypatch.setenv("COLOURS_DIR", "/data/colours")
+    assert recipe.path("split_json") == Path("/data/colours/split.json")
+    monkeypatch.setenv("RETDM_DATA_DIR", str(tmp_path))
+    assert expand_path("${RETDM_DATA_DIR}/x", where="w") == tmp_path / "x"
+
+
+# --------------------------------------------------------------------------- data + model
+def test_arff_recipe_builds_feature_data(tmp_path):
+    lines = ["@relation tiny", *[f"@attribute f{i} numeric" for i in range(4)]]
+    lines += ["@attribute a {0,1}", "@attribute b {0,1}", "@data"]
+    rng = np.random.default_rng(1)
+    for i in range(20):
+        features = ",".join(f"{v:.3f}" for v in rng.random(4))
+        lines.append(f"{features},{i % 2},{(i // 2) % 2}")
+    (tmp_path / "tiny.arff").write_text("\n".join(lines) + "\n")
+    config = {
+        "name": "tiny-features",
+        "data": {
+            "format": "arff",
+            "train": "tiny.arff",
+            "test": "tiny.arff",
+            "num_labels": 2,
+            "val_fraction": 0.25,
+        },  # fmt: skip
+        "model": {"backbone": "mlp", "embed_dim": 8, "label_hidden_units": 8},
+    }
+    recipe = load_recipe(_write(tmp_path / "r.yaml", config))
+    data = build_datasets(recipe)
+    assert data.sizes == {"train": 15, "val": 5, "test": 20} and data.input_dim == 4
+    x, y = next(iter(data.train))
+    assert set(x) == {"features", "index"} and y.shape[1] == 2
+    model = build_model(recipe, data)
+    assert model.backbone == "mlp" and model.label_names == ["a", "b"]
+
+
+def test_yolo_recipe_on_the_real_coco_subset(shared_data, tmp_path):
+    root = shared_data / "coco_subset"
+    if not root.is_dir():
+        pytest.skip("coco_subset not available")
+    labels, images = root / "object_detection" / "labels", root / "images"
+    config = {
+        "name": "coco-subset",
+        "data": {
+            "format": "yolo",
+            "class_names": str(root / "object_detection" / "config.yaml"),
+            "train_labels": str(labels / "train2017"),
+            "train_images": str(images / "train2017"),
+            "test_labels": str(labels / "val2017"),
+            "test_images": str(images / "val2017"),
+            "val_fraction": 0.25,
+        },
+        "model": {"backbone": "tiny_cnn", "image_size": 16},
+        "training": {"batch_size": 8},
+    }
+    data = build_datasets(load_recipe(_write(tmp_path / "coco.yaml", config)))
+    assert data.sizes == {"train": 94, "val": 32, "test": 128}  # 126 usable train images
+    assert len(data.label_names) == 80 and data.test_labels.shape == (128, 80)
+    x, y = next(iter(data.test))
+    assert x["images"].shape == (8, 16, 16, 3) and y.shape == (8, 80)
+
+
+# --------------------------------------------------------------------------- end to end
+def test_train_recipe_writes_a_loadable_zoo_entry(tmp_path, image_folder, monkeypatch):
+    monkeypatch.setenv("COLOURS_DIR", str(image_folder))
+    recipe = load_recipe(_write(tmp_path / "colours.yaml", _tiny_recipe(tmp_path)))
+    entry = train_recipe(recipe, tmp_path / "runs" / "colours", verbose=0)
+    metadata = zoo.verify_entry(entry)
+    assert metadata["recipe"] == recipe.to_dict()
+    assert metadata["training"]["sizes"] == {"train": 6, "val": 3, "test": 3}
+    metrics = json.loads((entry / "metrics.json").read_text())
+    assert list(metrics) == list(METRIC_NAMES)
+    model = zoo.load(entry)
+    assert model.label_names == LABELS and model.backbone == "tiny_cnn"
+    assert "retdm-keras train --recipe recipes/colours.yaml" in (entry / "README.md").read_text()
+
+    registry = tmp_path / "zoo" / "registry.json"
+    record = zoo.publish(entry, registry=registry)
+    assert record["recipe"]["model"]["backbone"] == "tiny_cnn"
+    assert record["local_dir"] == "../runs/colours"  # inside the same tree: relative
+    rows = zoo.list_models(registry=registry, cache_dir=tmp_path / "cache", recipes_dir=tmp_path)
+    assert {r["name"]: r["status"] for r in rows} == {"colours": "local"}

@@ -1,0 +1,278 @@
+"""The model zoo: entry folders, publishing, cached hash-checked downloads, listing.
+
+Every model here is a tiny_cnn RETDM made in the test; downloads come from a loopback HTTP
+server (``http.server`` on 127.0.0.1, an ephemeral port).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from retdm_keras import zoo
+from retdm_keras.metrics import METRIC_NAMES, evaluate
+from retdm_keras.model import RETDM
+
+NAME = "tiny"
+LABELS = ["red", "green", "blue"]
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def images() -> np.ndarray:
+    return np.random.default_rng(0).uniform(0, 255, (4, 16, 16, 3)).astype("float32")
+
+
+@pytest.fixture(scope="module")
+def entry(tmp_path_factory, images) -> tuple[Path, np.ndarray]:
+    """A written entry folder and the predictions of its model on ``images``."""
+    model = RETDM(
+        3,
+        backbone="tiny_cnn",
+        image_size=16,
+        embed_dim=8,
+        label_hidden_units=8,
+        label_names=LABELS,
+        thresholds=[0.4, 0.5, 0.6],
+    )
+    scores = model.predict(images, verbose=0)
+    metrics = evaluate(np.eye(3, dtype="float32")[[0, 1, 2, 0]], scores)
+    folder = zoo.write_entry(
+        model,
+        tmp_path_factory.mktemp("entry") / NAME,
+        metrics=metrics,
+        name=NAME,
+        dataset="four random images",
+        description="A tiny test model.",
+        recipe={"name": NAME},
+    )
+    return folder, scores
+
+
+def _copy(entry: Path, target: Path) -> Path:
+    shutil.copytree(entry, target)
+    return target
+
+
+def _published_registry(entry: Path, tmp_path: Path, base_url: str | None = None) -> Path:
+    """A registry holding ``entry`` whose local folder is gone (so files must be fetched)."""
+    registry = tmp_path / "zoo" / "registry.json"
+    staging = _copy(entry, tmp_path / "staging" / NAME)
+    zoo.publish(staging, registry=registry, base_url=base_url)
+    shutil.rmtree(staging)
+    return registry
+
+
+class _Server:
+    """``http.server`` in a thread serving ``root``; records the requested paths."""
+
+    def __init__(self, root: Path):
+        requests = self.requests = []
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def log_message(self, *args):
+                requests.append(self.path)
+
+        handler = functools.partial(Handler, directory=os.fspath(root))
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join()
+
+
+@pytest.fixture
+def server(tmp_path, entry, monkeypatch):
+    """The entry served as ``<url>/tiny/1/<file>``, with ``RETDM_ZOO_URL`` pointing at it."""
+    root = tmp_path / "served"
+    _copy(entry[0], root / NAME / "1")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.delenv("RETDM_ZOO_OFFLINE", raising=False)
+    running = _Server(root)
+    monkeypatch.setenv("RETDM_ZOO_URL", running.url)
+    yield running, root
+    running.stop()
+
+
+# --------------------------------------------------------------------------- entries
+def test_write_entry_holds_the_preset_files(entry):
+    folder, _ = entry
+    assert sorted(p.name for p in folder.iterdir()) == sorted(zoo.ENTRY_FILES)  # no temp files
+    metadata = json.loads((folder / "metadata.json").read_text())
+    for name, info in metadata["files"].items():
+        assert info == {"sha256": _sha256(folder / name), "size": (folder / name).stat().st_size}
+    assert set(metadata["library"]) >= {"retdm_keras", "keras", "tensorflow"}
+    assert metadata["recipe"] == {"name": NAME} and metadata["created"]
+    assert list(json.loads((folder / "metrics.json").read_text())) == list(METRIC_NAMES)
+    assert json.loads((folder / "labels.json").read_text()) == LABELS
+    assert json.loads((folder / "config.json").read_text())["class_name"] == "RETDM"
+    card = (folder / "README.md").read_text()
+    assert card.startswith(f"# {NAME}") and "mAP" in card and "zoo.load" in card
+
+
+def test_load_a_local_entry_folder(entry, images):
+    folder, scores = entry
+    model = zoo.load(folder)
+    np.testing.assert_allclose(model.predict(images, verbose=0), scores, atol=1e-6)
+    assert model.label_names == LABELS
+    assert model.thresholds == pytest.approx([0.4, 0.5, 0.6])
+
+
+def test_verify_entry_names_modified_and_missing_files(entry, tmp_path):
+    folder = _copy(entry[0], tmp_path / "copy")
+    (folder / "labels.json").write_text('["a", "b", "c"]\n')
+    with pytest.raises(zoo.ZooHashError, match="labels.json"):
+        zoo.load(folder)
+    (folder / "model.weights.h5").unlink()
+    with pytest.raises(zoo.ZooError, match="missing model.weights.h5"):
+        zoo.verify_entry(folder)
+
+
+# --------------------------------------------------------------------------- publish
+def test_publish_records_hashes_sizes_and_a_card(entry, tmp_path):
+    folder, _ = entry
+    registry = tmp_path / "zoo" / "registry.json"
+    record = zoo.publish(folder, registry=registry, base_url="https://example.org/zoo/")
+    content = json.loads(registry.read_text())
+    assert content["base_url"] == "https://example.org/zoo"
+    assert content["url_template"] == "{base_url}/{name}/{version}/{file}"
+    assert content["models"][NAME]["latest"] == "1"
+    stored = content["models"][NAME]["versions"]["1"]
+    assert stored == json.loads(json.dumps(record))
+    assert sorted(stored["files"]) == sorted(zoo.ENTRY_FILES)
+    for name, info in stored["files"].items():
+        assert info["sha256"] == _sha256(folder / name)
+        assert info["size"] == (folder / name).stat().st_size
+    assert list(stored["metrics"]) == list(METRIC_NAMES)
+    assert "sha256" in (tmp_path / "zoo" / NAME / "README.md").read_text()
+    # the same files again: same version; other files: the next one
+    assert zoo.publish(folder, registry=registry)["version"] == "1"
+    assert zoo.publish(folder, registry=registry, name="tiny-2")["name"] == "tiny-2"
+
+
+def test_publish_rejects_a_modified_entry(entry, tmp_path):
+    folder = _copy(entry[0], tmp_path / "copy")
+    with open(folder / "model.weights.h5", "ab") as fh:
+        fh.write(b"extra")
+    with pytest.raises(zoo.ZooHashError, match="model.weights.h5"):
+        zoo.publish(folder, registry=tmp_path / "registry.json")
+    assert not (tmp_path / "registry.json").exists()
+
+
+# --------------------------------------------------------------------------- downloads
+def test_download_then_cache_in_a_fresh_process(entry, tmp_path, server, images):
+    running, _ = server
+    registry = _published_registry(entry[0], tmp_path)
+    cache = tmp_path / "cache"
+    model = zoo.load(NAME, cache_dir=cache, registry=registry)
+    np.testing.assert_allclose(model.predict(images, verbose=0), entry[1], atol=1e-6)
+    assert sorted(p.name for p in (cache / NAME / "1").iterdir()) == sorted(zoo.ENTRY_FILES)
+    assert sum(f"/{NAME}/1/" in r for r in running.requests) == len(zoo.ENTRY_FILES)
+    running.stop()
+
+    np.save(tmp_path / "images.npy", images)
+    script = textwrap.dedent(
+        f"""
+        import json, numpy as np
+        from retdm_keras import zoo
+        model = zoo.load({NAME!r}, cache_dir={os.fspath(cache)!r},
+                         registry={os.fspath(registry)!r})
+        scores = model.predict(np.load({os.fspath(tmp_path / "images.npy")!r}), verbose=0)
+        print(json.dumps(scores.tolist()))
+        """
+    )
+    env = {**os.environ, "RETDM_ZOO_URL": running.url, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    scores = np.array(json.loads(done.stdout.strip().splitlines()[-1]))
+    np.testing.assert_allclose(scores, entry[1], atol=1e-6)
+
+
+def test_a_tampered_download_is_an_error_and_is_not_kept(entry, tmp_path, server):
+    _, root = server
+    registry = _published_registry(entry[0], tmp_path)
+    with open(root / NAME / "1" / "model.weights.h5", "ab") as fh:
+        fh.write(b"tampered")
+    cache = tmp_path / "cache"
+    with pytest.raises(zoo.ZooHashError, match="model.weights.h5.*sha256"):
+        zoo.load(NAME, cache_dir=cache, registry=registry)
+    left = sorted(p.name for p in (cache / NAME / "1").iterdir())
+    assert "model.weights.h5" not in left
+    assert not any(name.startswith(".") for name in left)  # no staging folder left behind
+
+
+def test_a_corrupted_cache_file_is_fetched_again(entry, tmp_path, server, images):
+    registry = _published_registry(entry[0], tmp_path)
+    cache = tmp_path / "cache"
+    zoo.fetch(NAME, cache_dir=cache, registry=registry)
+    (cache / NAME / "1" / "config.json").write_text("{}")
+    with pytest.raises(zoo.ZooError, match="offline"):
+        zoo.load(NAME, cache_dir=cache, registry=registry, offline=True)
+    assert not (cache / NAME / "1" / "config.json").exists()  # never trusted
+    model = zoo.load(NAME, cache_dir=cache, registry=registry)
+    np.testing.assert_allclose(model.predict(images, verbose=0), entry[1], atol=1e-6)
+
+
+def test_offline_never_downloads(entry, tmp_path, server, monkeypatch):
+    running, _ = server
+    registry = _published_registry(entry[0], tmp_path)
+    monkeypatch.setenv("RETDM_ZOO_OFFLINE", "1")
+    with pytest.raises(zoo.ZooError, match="offline mode is on"):
+        zoo.load(NAME, cache_dir=tmp_path / "cache", registry=registry)
+    assert running.requests == []
+
+
+# --------------------------------------------------------------------------- names
+def test_a_recipe_without_checkpoint_raises_the_honest_message(tmp_path, monkeypatch):
+    monkeypatch.chdir(zoo.REPO_ROOT)  # the command quotes the recipe relative to the cwd
+    registry = tmp_path / "registry.json"
+    with pytest.raises(zoo.NoCheckpointError) as info:
+        zoo.load("coco", registry=registry, cache_dir=tmp_path / "cache")
+    message = str(info.value)
+    assert "no published checkpoint for 'coco'" in message
+    assert "retdm-keras train --recipe recipes/coco.yaml --out DIR" in message
+    assert "retdm-keras publish DIR" in message
+    with pytest.raises(zoo.ZooError, match="unknown zoo model 'nope'"):
+        zoo.load("nope", registry=registry)
+
+
+def test_list_models_statuses(entry, tmp_path, server):
+    registry = _published_registry(entry[0], tmp_path)  # "tiny": downloadable
+    zoo.publish(entry[0], registry=registry, name="tiny-local")  # its folder is here
+    cache = tmp_path / "cache"
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    (recipes / "later.yaml").write_text(
+        "name: later\ndataset: some images\ndata: {format: folder_csv, image_dir: i, labels: l}\n"
+    )
+    rows = zoo.list_models(registry=registry, cache_dir=cache, recipes_dir=recipes)
+    statuses = {row["name"]: row["status"] for row in rows}
+    assert statuses == {"tiny": "downloadable", "tiny-local": "local", "later": "recipe only"}
+    zoo.fetch(NAME, cache_dir=cache, registry=registry)
+    rows = zoo.list_models(registry=registry, cache_dir=cache, recipes_dir=recipes)
+    assert {row["name"]: row["status"] for row in rows}["tiny"] == "cached"
+    table = zoo.format_zoo_table(rows)
+    assert table.splitlines()[0].split() == ["name", "version", "status", "mAP", "O-F1", "C-F1",
+                                             "dataset"]  # fmt: skip
+    assert "recipe only" in table and "cached" in table
