@@ -8,7 +8,7 @@ Public API::
     evaluate(y_test, model.predict(test_images))
 """
 
-from retdm_keras import data, losses, metrics, zero_shot
+from retdm_keras import data, losses, metrics, recipes, thresholds, zero_shot, zoo
 from retdm_keras.embedders import ImageEmbedder, LabelEmbedder
 from retdm_keras.heads import ClassificationHead, ReconstructionHead
 from retdm_keras.losses import two_way_metric_loss
@@ -39,6 +39,9 @@ __all__ = [
     "fit_stages",
     "losses",
     "metrics",
+    "recipes",
+    "thresholds",
     "two_way_metric_loss",
     "zero_shot",
+    "zoo",
 ]

@@ -8,6 +8,9 @@
   ``({"images", "index"}, labels)`` ``tf.data.Dataset``.
 * :mod:`~retdm_keras.data.arff` -- MULAN/MEKA ARFF feature sets and a
   ``({"features", "index"}, labels)`` dataset.
+* :mod:`~retdm_keras.data.coco` -- COCO-format instances JSON to multi-hot labels.
+* :mod:`~retdm_keras.data.yolo` -- YOLO label folders (class id first on each line).
+* :mod:`~retdm_keras.data.voc` -- Pascal VOC objects to multi-hot, "difficult" ignorable.
 
 In every dataset ``index`` is the sample's row in the split's label matrix, so
 ``y == labels[index]`` holds however the data is shuffled.
@@ -15,10 +18,22 @@ In every dataset ``index`` is the sample's row in the split's label matrix, so
 
 from retdm_keras.data.arff import FeatureSet, feature_dataset, load_arff, read_labels_xml
 from retdm_keras.data.augment import eval_transform, train_transform
-from retdm_keras.data.folder_csv import from_folder, image_dataset
+from retdm_keras.data.coco import COCO_CLASSES, coco_multi_hot, read_coco_instances
+from retdm_keras.data.folder_csv import decode_image_file, from_folder, image_dataset
 from retdm_keras.data.labels import LabeledFiles, check_files_exist, load_split, read_labels_csv
+from retdm_keras.data.voc import VOC_CLASSES, voc_multi_hot
+from retdm_keras.data.yolo import read_class_names, read_yolo_labels, scan_yolo_labels
 
 __all__ = [
+    "COCO_CLASSES",
+    "VOC_CLASSES",
+    "coco_multi_hot",
+    "decode_image_file",
+    "read_class_names",
+    "read_coco_instances",
+    "read_yolo_labels",
+    "scan_yolo_labels",
+    "voc_multi_hot",
     "FeatureSet",
     "LabeledFiles",
     "check_files_exist",
