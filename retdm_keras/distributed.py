@@ -36,8 +36,8 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from retdm_keras.model import RETDM, STAGES
-from retdm_keras.training import DEFAULT_LEARNING_RATES, begin_stage, default_optimizer
+from retdm_keras.model import RETDM
+from retdm_keras.training import DEFAULT_LEARNING_RATES, begin_stage, stage_schedule
 
 STRATEGIES = ("default", "mirrored", "multiworker")
 
@@ -111,17 +111,15 @@ def fit_stages_multiworker(
         ``{stage: [logs per epoch]}``.
     """
     strategy = model.distribute_strategy
-    make_optimizer = optimizer or (lambda stage, lr: default_optimizer(lr))
     distributed = strategy.experimental_distribute_dataset(distribute_by_data(train_data))
     chief = is_chief(strategy)
     history: dict[str, list[dict[str, float]]] = {}
-    for stage, stage_epochs, learning_rate in zip(STAGES, epochs, learning_rates, strict=True):
-        if stage_epochs <= 0:
-            continue
+    for stage, stage_epochs, learning_rate in stage_schedule(epochs, learning_rates):
         begin_stage(
             model,
             stage,
-            lambda: make_optimizer(stage, learning_rate),  # noqa: B023 (called right away)
+            learning_rate,
+            optimizer=optimizer,
             bank_data=bank_data if bank_data is not None else train_data,
         )
         with strategy.scope():

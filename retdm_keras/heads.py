@@ -12,8 +12,31 @@ import keras
 from keras import layers, ops
 
 
+class _LabelVectorHead(layers.Layer):
+    """A Dense layer from an embedding to the ``C``-dimensional label space."""
+
+    dense_name = "dense"
+
+    def __init__(self, num_labels: int, **kwargs):
+        super().__init__(**kwargs)
+        self.num_labels = int(num_labels)
+        self.dense = layers.Dense(self.num_labels, name=self.dense_name)
+
+    def build(self, input_shape):
+        self.dense.build(input_shape)
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.num_labels)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(num_labels=self.num_labels)
+        return config
+
+
 @keras.saving.register_keras_serializable(package="retdm_keras")
-class ClassificationHead(layers.Layer):
+class ClassificationHead(_LabelVectorHead):
     """Dense + sigmoid on the image embedding.
 
     ``call`` returns probabilities; ``logits`` returns the pre-sigmoid values, which the
@@ -31,14 +54,7 @@ class ClassificationHead(layers.Layer):
     ((2, 3), True)
     """
 
-    def __init__(self, num_labels: int, **kwargs):
-        super().__init__(**kwargs)
-        self.num_labels = int(num_labels)
-        self.dense = layers.Dense(self.num_labels, name="logits")
-
-    def build(self, input_shape):
-        self.dense.build(input_shape)
-        self.built = True
+    dense_name = "logits"
 
     def logits(self, u):
         """Pre-sigmoid scores ``(B, C)``."""
@@ -47,17 +63,9 @@ class ClassificationHead(layers.Layer):
     def call(self, u):
         return ops.sigmoid(self.dense(u))
 
-    def compute_output_shape(self, input_shape):
-        return (*input_shape[:-1], self.num_labels)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(num_labels=self.num_labels)
-        return config
-
 
 @keras.saving.register_keras_serializable(package="retdm_keras")
-class ReconstructionHead(layers.Layer):
+class ReconstructionHead(_LabelVectorHead):
     """Dense from the label embedding back to the ``C``-dimensional label vector.
 
     Args:
@@ -70,22 +78,7 @@ class ReconstructionHead(layers.Layer):
     (2, 5)
     """
 
-    def __init__(self, num_labels: int, **kwargs):
-        super().__init__(**kwargs)
-        self.num_labels = int(num_labels)
-        self.dense = layers.Dense(self.num_labels, name="reconstruction")
-
-    def build(self, input_shape):
-        self.dense.build(input_shape)
-        self.built = True
+    dense_name = "reconstruction"
 
     def call(self, v):
         return self.dense(v)
-
-    def compute_output_shape(self, input_shape):
-        return (*input_shape[:-1], self.num_labels)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(num_labels=self.num_labels)
-        return config

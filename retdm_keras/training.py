@@ -28,7 +28,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import keras
 import tensorflow as tf
@@ -50,19 +50,38 @@ def default_metrics(num_labels: int) -> list[keras.metrics.Metric]:
     return [MeanAveragePrecision(num_labels), OverallF1()]
 
 
+OptimizerFactory = Callable[[str, float], keras.optimizers.Optimizer]
+
+
+def stage_schedule(
+    epochs: Sequence[int], learning_rates: Sequence[float]
+) -> Iterator[tuple[str, int, float]]:
+    """``(stage, epochs, learning rate)`` for each stage that runs (0 epochs skips one)."""
+    if len(epochs) != len(STAGES) or len(learning_rates) != len(STAGES):
+        raise ValueError(
+            f"epochs and learning_rates need one value per stage {STAGES}, got "
+            f"{tuple(epochs)} and {tuple(learning_rates)}"
+        )
+    for stage, stage_epochs, learning_rate in zip(STAGES, epochs, learning_rates, strict=True):
+        if stage_epochs > 0:
+            yield stage, int(stage_epochs), float(learning_rate)
+
+
 def begin_stage(
     model: RETDM,
     stage: str,
-    make_optimizer: Callable[[], keras.optimizers.Optimizer],
+    learning_rate: float,
     *,
-    make_metrics: Callable[[], list] | None = None,
+    optimizer: OptimizerFactory | None = None,
+    metrics: Callable[[], list] | None = None,
     bank_data: tf.data.Dataset | None = None,
 ) -> None:
     """Freeze the stage's parts, attach the training set if needed, and compile.
 
-    The optimiser, the metrics and the memory bank are all created in the scope of the
-    model's own strategy (the one it was built under), so they are mirrored like the weights
-    (a Keras optimiser binds to the strategy current when it is constructed).
+    The optimiser (``optimizer(stage, learning_rate)``, default ``default_optimizer``), the
+    metrics (``metrics()``) and the memory bank are all created in the scope of the model's
+    own strategy (the one it was built under), so they are mirrored like the weights (a
+    Keras optimiser binds to the strategy current when it is constructed).
     """
     model.set_stage(stage)
     with model.distribute_strategy.scope():
@@ -71,8 +90,11 @@ def begin_stage(
                 raise ValueError(f"stage {stage!r} needs the training data for the memory bank")
             # Neighbour index + a fresh pass of f over the training images into the bank.
             model.prepare_training(bank_data)
-        metrics = make_metrics() if make_metrics is not None else None
-        model.compile(optimizer=make_optimizer(), metrics=metrics)
+        if optimizer is None:
+            new_optimizer = default_optimizer(learning_rate)
+        else:
+            new_optimizer = optimizer(stage, learning_rate)
+        model.compile(optimizer=new_optimizer, metrics=metrics() if metrics else None)
 
 
 def fit_stages(
@@ -111,24 +133,17 @@ def fit_stages(
     Returns:
         ``{stage: History}`` for the stages that ran.
     """
-    if len(epochs) != len(STAGES) or len(learning_rates) != len(STAGES):
-        raise ValueError(
-            f"epochs and learning_rates need one value per stage {STAGES}, got "
-            f"{tuple(epochs)} and {tuple(learning_rates)}"
-        )
-    make_optimizer = optimizer or (lambda stage, lr: default_optimizer(lr))
     make_metrics = metrics or (lambda: default_metrics(model.num_labels))
     monitor = "val_loss" if val_data is not None else "loss"
     histories: dict[str, keras.callbacks.History] = {}
     initial_epoch = 0
-    for stage, stage_epochs, learning_rate in zip(STAGES, epochs, learning_rates, strict=True):
-        if stage_epochs <= 0:
-            continue
+    for stage, stage_epochs, learning_rate in stage_schedule(epochs, learning_rates):
         begin_stage(
             model,
             stage,
-            lambda: make_optimizer(stage, learning_rate),  # noqa: B023 (called right away)
-            make_metrics=make_metrics,
+            learning_rate,
+            optimizer=optimizer,
+            metrics=make_metrics,
             bank_data=bank_data if bank_data is not None else train_data,
         )
         schedule = keras.callbacks.ReduceLROnPlateau(

@@ -15,32 +15,18 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from tiny_setup import N, distinct_label_data, tiny_model  # noqa: E402
 
-from retdm_keras import RETDM, fit_stages  # noqa: E402
-
-NUM_LABELS, SIZE, N = 4, 16, 12
+from retdm_keras import fit_stages  # noqa: E402
 
 
 def data():
-    rng = np.random.default_rng(0)
-    images = rng.uniform(0, 255, (N, SIZE, SIZE, 3)).astype("float32")
-    codes = rng.permutation(2**NUM_LABELS - 1)[:N] + 1  # one image per label set
-    labels = ((codes[:, None] >> np.arange(NUM_LABELS)) & 1).astype("float32")
-    x = {"images": images, "index": np.arange(N)}
-    return tf.data.Dataset.from_tensor_slices((x, labels)).batch(N)  # one global batch
+    return distinct_label_data(N)  # one global batch
 
 
 def build(initial=None):
-    keras.utils.set_random_seed(0)
-    model = RETDM(
-        NUM_LABELS,
-        backbone="tiny_cnn",
-        image_size=SIZE,
-        embed_dim=8,
-        label_hidden_units=16,
-        num_neighbors=3,
-        embedding_norm=float(sys.argv[1]) if len(sys.argv) > 1 else None,
-    )
+    norm = float(sys.argv[1]) if len(sys.argv) > 1 else None
+    model = tiny_model(embedding_norm=norm)
     if initial is not None:
         model.set_weights(initial)
     return model

@@ -11,39 +11,21 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+from tiny_setup import distinct_label_data, tiny_model  # noqa: E402
 
-from retdm_keras import RETDM  # noqa: E402
 from retdm_keras.distributed import fit_stages_multiworker, make_strategy  # noqa: E402
 
-NUM_LABELS, SIZE, N, GLOBAL_BATCH = 4, 16, 12, 6
-
-
-def data():
-    rng = np.random.default_rng(0)
-    images = rng.uniform(0, 255, (N, SIZE, SIZE, 3)).astype("float32")
-    codes = rng.permutation(2**NUM_LABELS - 1)[:N] + 1  # one image per label set
-    labels = ((codes[:, None] >> np.arange(NUM_LABELS)) & 1).astype("float32")
-    x = {"images": images, "index": np.arange(N)}
-    return tf.data.Dataset.from_tensor_slices((x, labels)).batch(GLOBAL_BATCH)
+GLOBAL_BATCH = 6
 
 
 out = sys.argv[1]
 checkpoint_dir = sys.argv[2] if len(sys.argv) > 2 else None
 strategy = make_strategy("multiworker" if "TF_CONFIG" in os.environ else "default")
 with strategy.scope():
-    keras.utils.set_random_seed(0)
-    model = RETDM(
-        NUM_LABELS,
-        backbone="tiny_cnn",
-        image_size=SIZE,
-        embed_dim=8,
-        label_hidden_units=16,
-        num_neighbors=3,
-    )
+    model = tiny_model()
 history = fit_stages_multiworker(
     model,
-    data(),
+    distinct_label_data(GLOBAL_BATCH),
     epochs=(1, 1, 1),
     learning_rates=(0.1, 0.1, 0.1),
     optimizer=lambda stage, lr: keras.optimizers.SGD(lr, momentum=0.9),
