@@ -28,11 +28,13 @@ Example:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Sequence
 
 import keras
 import tensorflow as tf
 
+from retdm_keras.checkpointing import StageRecords, StopOnNonFiniteLoss
 from retdm_keras.model import RETDM, STAGES
 
 DEFAULT_LEARNING_RATES = (0.01, 0.01, 0.001)
@@ -109,6 +111,7 @@ def fit_stages(
     callbacks: Sequence[keras.callbacks.Callback] = (),
     bank_data: tf.data.Dataset | None = None,
     reduce_lr_patience: int = 2,
+    backup_dir: str | os.PathLike[str] | None = None,
     verbose: int | str = "auto",
 ) -> dict[str, keras.callbacks.History]:
     """Train ``model`` through the stages ``classifier → metric → joint``.
@@ -128,16 +131,32 @@ def fit_stages(
         bank_data: data for the memory-bank pass at the start of stages 2 and 3 (default:
             ``train_data``); pass an un-augmented copy for exact bank entries.
         reduce_lr_patience: epochs without improvement before the learning rate drops ×0.1.
+        backup_dir: make the run resumable: the last completed epoch of the running stage
+            and the weights of every finished stage are kept here, and calling
+            ``fit_stages`` again with the same arguments continues where a killed run
+            stopped (finished stages are skipped). See ``retdm_keras.checkpointing``.
         verbose: Keras verbosity.
 
     Returns:
-        ``{stage: History}`` for the stages that ran.
+        ``{stage: History}`` for the stages that ran in this call.
+
+    Raises:
+        NonFiniteLossError: the loss became NaN/Inf; the message names stage, epoch and step.
     """
     make_metrics = metrics or (lambda: default_metrics(model.num_labels))
     monitor = "val_loss" if val_data is not None else "loss"
     histories: dict[str, keras.callbacks.History] = {}
+    records = StageRecords(backup_dir) if backup_dir is not None else None
+    finished = records.finished() if records else []
+    if records and finished:
+        restored = records.restore(model)
+        if verbose:
+            print(f"RETDM: resuming after stage {restored!r} (from {backup_dir})")
     initial_epoch = 0
     for stage, stage_epochs, learning_rate in stage_schedule(epochs, learning_rates):
+        if stage in finished:
+            initial_epoch += stage_epochs
+            continue
         begin_stage(
             model,
             stage,
@@ -149,6 +168,9 @@ def fit_stages(
         schedule = keras.callbacks.ReduceLROnPlateau(
             monitor=monitor, factor=0.1, patience=reduce_lr_patience, verbose=0
         )
+        guards: list[keras.callbacks.Callback] = [StopOnNonFiniteLoss(stage, backup_dir)]
+        if records is not None:
+            guards.append(keras.callbacks.BackupAndRestore(records.stage_dir(stage)))
         if verbose:
             print(f"RETDM stage {stage!r}: {stage_epochs} epochs, learning rate {learning_rate}")
         histories[stage] = model.fit(
@@ -156,8 +178,10 @@ def fit_stages(
             validation_data=val_data,
             epochs=initial_epoch + stage_epochs,
             initial_epoch=initial_epoch,
-            callbacks=[schedule, *callbacks],
+            callbacks=[*guards, schedule, *callbacks],
             verbose=verbose,
         )
+        if records is not None:
+            records.mark_finished(stage, model)
         initial_epoch += stage_epochs
     return histories
