@@ -112,6 +112,7 @@ def fit_stages(
     bank_data: tf.data.Dataset | None = None,
     reduce_lr_patience: int = 2,
     backup_dir: str | os.PathLike[str] | None = None,
+    strategy: tf.distribute.Strategy | None = None,
     verbose: int | str = "auto",
 ) -> dict[str, keras.callbacks.History]:
     """Train ``model`` through the stages ``classifier → metric → joint``.
@@ -135,6 +136,9 @@ def fit_stages(
             and the weights of every finished stage are kept here, and calling
             ``fit_stages`` again with the same arguments continues where a killed run
             stopped (finished stages are skipped). See ``retdm_keras.checkpointing``.
+        strategy: the ``tf.distribute`` strategy to train under. The model must have been
+            built in its scope (its weights are mirrored at creation); by default the
+            strategy the model was built under is used.
         verbose: Keras verbosity.
 
     Returns:
@@ -143,6 +147,11 @@ def fit_stages(
     Raises:
         NonFiniteLossError: the loss became NaN/Inf; the message names stage, epoch and step.
     """
+    if strategy is not None and strategy is not model.distribute_strategy:
+        raise ValueError(
+            "the model was built outside this strategy's scope: create it inside "
+            "`with strategy.scope():` so its weights are mirrored, then call fit_stages"
+        )
     make_metrics = metrics or (lambda: default_metrics(model.num_labels))
     monitor = "val_loss" if val_data is not None else "loss"
     histories: dict[str, keras.callbacks.History] = {}

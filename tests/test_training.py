@@ -123,3 +123,15 @@ def test_short_real_run_beats_random_scores(shared_data):
     chance_ap = np.mean([c["average_precision"] for c in chance])
     assert result["mAP"] > chance_map + 0.3, (result, chance_map)
     assert result["average_precision"] > chance_ap + 0.2, (result, chance_ap)
+
+
+def test_strategy_must_be_the_models_own():
+    train, _, _ = synthetic()
+    model = RETDM(3, backbone="tiny_cnn", image_size=16, embed_dim=8)  # built outside
+    with pytest.raises(ValueError, match="strategy.scope"):
+        fit_stages(model, train, epochs=(1, 0, 0), strategy=tf.distribute.MirroredStrategy())
+    strategy = tf.distribute.MirroredStrategy()
+    with strategy.scope():
+        model = RETDM(3, backbone="tiny_cnn", image_size=16, embed_dim=8)
+    histories = fit_stages(model, train, epochs=(1, 0, 0), strategy=strategy, verbose=0)
+    assert np.isfinite(histories["classifier"].history["loss"][0])
