@@ -44,7 +44,9 @@ evaluate the 12 metrics on the recipe's test split and write a zoo entry folder
     recipe = load_recipe("recipes/scene-features.yaml")
     entry = train_recipe(recipe, "runs/zoo/scene-features")   # then zoo.publish(entry)
 
-The command line: ``retdm-keras train --recipe recipes/scene-features.yaml --out DIR``.
+The command line: ``retdm-keras train --recipe recipes/scene-features.yaml --out DIR``;
+``retdm-keras tune --recipe ...`` writes the best ``lam``/``mu`` back as a recipe file
+(:func:`save_recipe`).
 """
 
 from __future__ import annotations
@@ -85,8 +87,11 @@ __all__ = [
     "find_recipe",
     "image_folder_data",
     "load_recipe",
+    "WeightsUnavailableError",
     "make_optimizer",
+    "model_kwargs",
     "predict_with_labels",
+    "save_recipe",
     "split_off_validation",
     "train_recipe",
 ]
@@ -148,6 +153,10 @@ DATA_FORMATS: tuple[str, ...] = tuple(_DATA_FIELDS)
 
 class RecipeError(ValueError):
     """A recipe file that does not validate; the message names the file and the field."""
+
+
+class WeightsUnavailableError(RuntimeError):
+    """``weights: imagenet`` could not be loaded (no download, no cached file)."""
 
 
 # --------------------------------------------------------------------------- #
@@ -404,6 +413,43 @@ def load_recipe(path: str | os.PathLike[str]) -> Recipe:
         except yaml.YAMLError as err:
             raise RecipeError(f"{source}: invalid YAML ({err})") from err
     return Recipe.from_dict(config, source=source)
+
+
+def save_recipe(
+    recipe: Recipe, path: str | os.PathLike[str], *, comment: str | None = None
+) -> Path:
+    """Write ``recipe`` as a YAML file at ``path`` (atomically); returns the path.
+
+    Relative paths (the data's path fields and a ``model.weights`` file) are rewritten
+    relative to the new file's folder, so that they still name the same files; paths that
+    start with ``${VAR}`` or ``~`` and absolute paths are kept as written. ``comment`` (lines)
+    goes at the top as YAML comments.
+    """
+    from retdm_keras import zoo
+
+    target = Path(path)
+    folder = target.parent.resolve()
+
+    def moved(value: str) -> str:
+        if value.startswith(("${", "~")) or os.path.isabs(value):
+            return value
+        try:
+            return os.path.relpath(recipe.base_dir / value, folder)
+        except ValueError:  # pragma: no cover - another drive on Windows
+            return os.fspath(recipe.base_dir / value)
+
+    config = recipe.to_dict()
+    fields = _DATA_FIELDS[recipe.data.format]
+    for key, value in config["data"].items():
+        if key in fields and fields[key][0] == "path":
+            config["data"][key] = moved(value)
+    weights = config["model"]["weights"]
+    if weights not in (None, "imagenet") and weights.lower() != "none":  # a weights file
+        config["model"]["weights"] = moved(weights)
+    Recipe.from_dict(config, source=os.fspath(target))  # what is written loads back
+    header = "".join(f"# {line}\n" for line in (comment or "").splitlines())
+    zoo._write_text(target, header + zoo._recipe_yaml(config) + "\n")
+    return target
 
 
 def find_recipe(name: str, recipes_dir: str | os.PathLike[str] | None = None) -> Path | None:
@@ -805,15 +851,10 @@ def build_datasets(recipe: Recipe) -> TrainData:
 # --------------------------------------------------------------------------- #
 # Model, optimiser, training
 # --------------------------------------------------------------------------- #
-def build_model(recipe: Recipe, data: TrainData) -> RETDM:
-    """The recipe's ``RETDM`` for ``data`` (label names, and feature size for ARFF).
-
-    Raises:
-        RuntimeError: ``weights: imagenet`` could not be loaded (a recipe never falls back
-            to random weights silently).
-    """
-    from retdm_keras.model import RETDM
-
+def model_kwargs(recipe: Recipe, data: TrainData) -> dict[str, Any]:
+    """The ``RETDM`` keyword arguments of the recipe for ``data``: the model section (a
+    weights file resolved like a data path) plus ``num_labels``, ``label_names`` and
+    ``input_dim`` from the data."""
     kwargs = dataclasses.asdict(recipe.model)
     if isinstance(kwargs["weights"], str) and kwargs["weights"].lower() == "none":
         kwargs["weights"] = None
@@ -826,12 +867,25 @@ def build_model(recipe: Recipe, data: TrainData) -> RETDM:
         label_names=list(data.label_names),
         input_dim=data.input_dim,
     )
+    return kwargs
+
+
+def build_model(recipe: Recipe, data: TrainData) -> RETDM:
+    """The recipe's ``RETDM`` for ``data`` (label names, and feature size for ARFF).
+
+    Raises:
+        WeightsUnavailableError: (a ``RuntimeError``) ``weights: imagenet`` could not be
+            loaded (a recipe never falls back to random weights silently).
+    """
+    from retdm_keras.model import RETDM
+
+    kwargs = model_kwargs(recipe, data)
     try:
         return RETDM(**kwargs)
     except Exception as err:
         if recipe.model.weights != "imagenet":
             raise
-        raise RuntimeError(
+        raise WeightsUnavailableError(
             f"ImageNet weights for {recipe.model.backbone!r} could not be loaded "
             f"({str(err).splitlines()[0] if str(err) else type(err).__name__}); put them in "
             f"the Keras cache ($KERAS_HOME/models) or allow the download"

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
-from retdm_keras import cli
+from retdm_keras import cli, recipes, zoo
 from retdm_keras.metrics import METRIC_NAMES
 
 LABELS = ["red", "green", "blue"]
@@ -298,7 +301,7 @@ def test_module_help_lists_commands():
         timeout=120,
     )
     assert result.returncode == 0
-    for command in ("train", "tune", "evaluate", "calibrate", "predict", "export"):
+    for command in cli.COMMANDS:
         assert command in result.stdout
 
 
@@ -309,6 +312,9 @@ def test_cli_choices_match_the_library():
     from retdm_keras.tuning import DEFAULT_CHOICES
 
     assert cli.CALIBRATION_METHODS == METHODS
+    assert set(cli.COMMANDS) == set(
+        "train tune evaluate calibrate predict export publish zoo".split()
+    )
     assert tuple(cli.EXPORT_SUFFIXES) == FORMATS
     assert set(cli.SEARCHABLE) == {*DEFAULT_CHOICES, "learning_rates"}
     assert set(METRIC_NAMES) <= set(cli.OBJECTIVE_BASES)
@@ -379,6 +385,8 @@ def _predict_marks(model: Path, paths: list[str], capsys) -> dict[str, dict[str,
 def test_calibrate_per_class_save_then_predict_uses_the_thresholds(
     trained, image_data, tmp_path, capsys
 ):
+    from retdm_keras.cli.predict import _read_image
+
     model = _copy_model(trained, tmp_path)
     saved, report = tmp_path / "calibrated.keras", tmp_path / "calibration.json"
     capsys.readouterr()
@@ -398,7 +406,7 @@ def test_calibrate_per_class_save_then_predict_uses_the_thresholds(
     assert loaded.top_k is None
     assert loaded.thresholds == pytest.approx(result["rule"]["values"])
     paths = [str(image_data["images"] / f"img{i:02d}.png") for i in (0, 3, 17, 22)]
-    images = np.stack([cli._read_image(p, (16, 16)) for p in paths])
+    images = np.stack([_read_image(p, (16, 16)) for p in paths])
     probabilities = loaded.predict(images, verbose=0)
     expected = probabilities >= np.asarray(loaded.thresholds, np.float32)
     marks = _predict_marks(saved, paths, capsys)
@@ -504,3 +512,127 @@ def test_multiworker_strategy_needs_tf_config(image_data, tmp_path, capsys, monk
     )
     assert status == 2
     assert "TF_CONFIG" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- #
+# recipes and the zoo: train --recipe / publish / zoo list|fetch / tune --recipe
+# --------------------------------------------------------------------------- #
+def _write_recipe(path: Path, image_data, **changes) -> Path:
+    """A tiny folder_csv recipe over the image fixture, its paths relative to the file."""
+    folder = path.parent
+
+    def rel(p: Path) -> str:
+        return os.path.relpath(p, folder)
+
+    config = {
+        "name": "colours",
+        "dataset": "24 colour squares",
+        "data": {
+            "format": "folder_csv",
+            "image_dir": rel(image_data["images"]),
+            "labels": rel(image_data["labels"]),
+            "split_json": rel(image_data["split"]),
+        },
+        "model": {"backbone": "tiny_cnn", "image_size": 16, "embed_dim": 8},
+        "training": {"epochs": [1, 1, 1], "batch_size": 8},
+    }
+    for section, values in changes.items():
+        config[section] = {**config[section], **values}
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def test_train_recipe_then_publish_list_and_fetch(image_data, tmp_path, capsys):
+    recipe = _write_recipe(tmp_path / "recipes" / "colours.yaml", image_data)
+    entry = tmp_path / "runs" / "colours"
+    assert cli.main(["train", "--recipe", str(recipe), "--out", str(entry), "--verbose", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "samples: train 16, val 4, test 4; backbone tiny_cnn" in out
+    assert "test (4 samples):" in out and "hamming_loss" in out
+    assert f"wrote zoo entry {entry}; publish it with: retdm-keras publish {entry}" in out
+    assert zoo.verify_entry(entry)["recipe"]["name"] == "colours"
+
+    registry = tmp_path / "zoo" / "registry.json"
+    assert cli.main(["publish", str(entry), "--registry", str(registry)]) == 0
+    assert "published colours version 1" in capsys.readouterr().out
+    assert zoo.read_registry(registry)["models"]["colours"]["latest"] == "1"
+
+    cache = tmp_path / "cache"
+    listing = ["zoo", "list", "--registry", str(registry), "--cache-dir", str(cache)]
+    assert cli.main(listing) == 0
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()}
+    assert rows["name"][:3] == ["name", "version", "status"]
+    assert rows["colours"][1:3] == ["1", "local"]
+
+    fetch = ["zoo", "fetch", "colours", "--registry", str(registry), "--cache-dir", str(cache)]
+    assert cli.main([*fetch, "--offline"]) == 0
+    folder = Path(capsys.readouterr().out.strip())
+    assert folder == cache / "colours" / "1" and (folder / "model.weights.h5").is_file()
+    assert cli.main(listing) == 0
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()}
+    assert rows["colours"][1:3] == ["1", "cached"]
+
+    # zoo errors are one line: a name nobody published, a folder that is not an entry
+    assert cli.main(["zoo", "fetch", "nothing", "--registry", str(registry), "--offline"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("retdm-keras: error: unknown zoo model 'nothing'")
+    assert cli.main(["publish", str(tmp_path / "recipes"), "--registry", str(registry)]) == 2
+    err = capsys.readouterr().err
+    assert "not a complete zoo entry" in err and len(err.strip().splitlines()) == 1
+
+
+def test_train_recipe_rejects_data_and_model_options(image_data, tmp_path, capsys):
+    recipe = _write_recipe(tmp_path / "colours.yaml", image_data)
+    base = ["train", "--recipe", str(recipe), "--out", str(tmp_path / "entry")]
+    assert cli.main([*base, "--data-dir", str(image_data["images"])]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("retdm-keras: error: --data-dir cannot be combined with --recipe")
+    assert cli.main([*base, "--embed-dim", "512", "--epochs", "1", "1", "1"]) == 2
+    assert "--embed-dim, --epochs cannot be combined with --recipe" in capsys.readouterr().err
+    assert not (tmp_path / "entry").exists()
+    bad = _write_recipe(tmp_path / "bad.yaml", image_data, model={"lam": "high"})
+    assert cli.main(["train", "--recipe", str(bad), "--out", str(tmp_path / "e")]) == 2
+    assert "model.lam: expected a number, got 'high'" in capsys.readouterr().err
+
+
+def test_train_recipe_without_imagenet_weights_is_one_line(image_data, tmp_path, monkeypatch):
+    from retdm_keras import embedders
+
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure on https://example.invalid/w.h5: None -- offline")
+
+    monkeypatch.setattr(embedders, "_imagenet_file", offline)
+    model = {"backbone": "mobilenet", "weights": "imagenet", "image_size": 32}
+    recipe = _write_recipe(tmp_path / "imagenet.yaml", image_data, model=model)
+    args = ["train", "--recipe", str(recipe), "--out", str(tmp_path / "e"), "--verbose", "0"]
+    assert cli.main(args) == 2
+    with pytest.raises(recipes.WeightsUnavailableError, match="ImageNet weights"):
+        cli.main(["--debug", *args])
+
+
+def test_tune_recipe_writes_best_recipe_yaml(image_data, tmp_path, capsys):
+    training = {"epochs": [2, 1, 1]}
+    recipe = _write_recipe(tmp_path / "recipes" / "colours.yaml", image_data, training=training)
+    out = tmp_path / "tune"
+    args = ["tune", "--recipe", str(recipe), "--out", str(out), "--tuner", "random"]
+    args += ["--max-trials", "1", "--epochs", "1", "1", "1", "--verbose", "0"]
+    assert cli.main(args) == 0
+    assert f"train --recipe {out / 'best_recipe.yaml'}" in capsys.readouterr().out
+    best = json.loads((out / "best_recipe.json").read_text())
+    assert best["epochs"] == [1, 1, 1]  # --epochs overrides the recipe's for the search
+    assert best["model_kwargs"]["embed_dim"] == 8 and best["model_kwargs"]["label_names"] == LABELS
+    tuned = recipes.load_recipe(out / "best_recipe.yaml")
+    original = recipes.load_recipe(recipe)
+    assert tuned.model.lam == best["hyperparameters"]["lam"]
+    assert tuned.model.mu == best["hyperparameters"]["mu"]
+    assert tuned.model == dataclasses.replace(
+        original.model, lam=tuned.model.lam, mu=tuned.model.mu
+    )
+    assert tuned.training == original.training  # the recipe's own schedule
+    for field in ("image_dir", "labels", "split_json"):  # relative paths still find the data
+        assert tuned.path(field).resolve() == original.path(field).resolve()
+    assert json.loads((out / "tune_config.json").read_text())["recipe"] == str(recipe)
+
+    assert cli.main(["tune", "--recipe", str(recipe), "--out", str(out), "--margin", "0.5"]) == 2
+    assert "--margin cannot be combined with --recipe" in capsys.readouterr().err

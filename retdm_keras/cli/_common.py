@@ -1,0 +1,170 @@
+"""What the commands share: constants, the error type, file output, the decision rule,
+metrics printing, model loading and the help formatter."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from retdm_keras import zoo
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import numpy as np
+    import tensorflow as tf
+
+    from retdm_keras.model import RETDM
+
+
+PROG = "retdm-keras"
+DEFAULT_IMAGE_BACKBONE = "mobilenet_v2"
+FEATURE_BACKBONE = "mlp"
+EXIT_USAGE = 2
+
+
+class CLIError(Exception):
+    """Bad command-line input; printed as a one-line error with exit status 2."""
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    """Write ``obj`` as indented JSON, atomically (NaN/inf become ``null``; the zoo's writer)."""
+    zoo._write_json(Path(path), obj)
+
+
+def _save_model(model: RETDM, path: str) -> None:
+    """``model.save(path)`` atomically (the temporary file keeps the ``.keras`` suffix)."""
+    zoo._atomic_write(Path(path), model.save, suffix=".keras")
+
+
+def _run_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The parsed options, as recorded in ``train_config.json`` / ``tune_config.json``."""
+    return {k: v for k, v in vars(args).items() if k not in ("func", "written")}
+
+
+def _first_line(err: BaseException) -> str:
+    text = getattr(err, "message", None) or str(err) or type(err).__name__
+    return text.strip().splitlines()[0] if text.strip() else type(err).__name__
+
+
+def _is_download_failure(err: BaseException) -> bool:
+    """Whether ``err`` says the ImageNet weights could not be fetched (not a config error)."""
+    import urllib.error
+
+    if isinstance(err, urllib.error.URLError | ConnectionError | TimeoutError):
+        return True
+    text = str(err)
+    # keras.utils.get_file wraps network errors in a bare Exception with this text, and
+    # raises ValueError when a download does not match its hash.
+    return "URL fetch failure" in text or "Incomplete or corrupted file" in text
+
+
+def _require_file(path: str, what: str) -> str:
+    if not os.path.isfile(path):
+        raise CLIError(f"{what} not found: {path}")
+    return path
+
+
+def _check_val_fraction(fraction: float) -> None:
+    if not 0.0 < fraction < 1.0:
+        raise CLIError(f"--val-fraction must be in (0, 1), got {fraction}")
+
+
+def _model_threshold(model: RETDM, override: float | None = None) -> float | list[float]:
+    """The decision threshold: ``override``, else the model's ``thresholds``, else 0.5."""
+    if override is not None:
+        return float(override)
+    return model.decision_threshold
+
+
+def _decisions(model: RETDM, scores: np.ndarray, override: float | None = None) -> np.ndarray:
+    """Boolean ``(N, C)``: the labels predicted from ``scores`` by the threshold ``override``,
+    else by the model's ``top_k`` rule, else by its thresholds (0.5 without)."""
+    import numpy as np
+
+    if override is None and model.top_k:
+        from retdm_keras.thresholds import Thresholds
+
+        return Thresholds("top_k", k=model.top_k).apply(scores).astype(bool)
+    threshold = np.asarray(_model_threshold(model, override), dtype=np.float32)
+    return np.asarray(scores) >= threshold
+
+
+def _evaluate_model(
+    model: RETDM, labels: np.ndarray, scores: np.ndarray, override: float | None = None
+) -> dict[str, float]:
+    """``metrics.evaluate`` under the model's decision rule (see ``_decisions``)."""
+    from retdm_keras.metrics import evaluate
+
+    if override is not None or not model.top_k:
+        return evaluate(labels, scores, _model_threshold(model, override))
+    from retdm_keras.thresholds import THRESHOLD_METRICS
+
+    results = evaluate(labels, scores)
+    # 0/1 scores that the default 0.5 threshold turns back into the top-k decisions
+    decided = evaluate(labels, _decisions(model, scores).astype("float32"))
+    results.update({name: decided[name] for name in THRESHOLD_METRICS})
+    return results
+
+
+def _print_metrics(title: str, results: dict[str, float]) -> None:
+    from retdm_keras.metrics import format_table
+
+    print(title)
+    print(format_table(results))
+
+
+def _check_label_names(
+    model_names: Sequence[str] | None, num_labels: int, data_names: Sequence[str], source: str
+) -> list[str]:
+    """The data's label names in the model's order; raise if the two label sets differ."""
+    data_names = list(data_names)
+    if len(data_names) != num_labels:
+        raise CLIError(
+            f"the model predicts {num_labels} labels {list(model_names or [])} but {source} has "
+            f"{len(data_names)} labels {data_names}"
+        )
+    if model_names is None:
+        return data_names
+    model_names = list(model_names)
+    if set(model_names) != set(data_names):
+        missing = [n for n in model_names if n not in data_names]
+        extra = [n for n in data_names if n not in model_names]
+        raise CLIError(
+            f"label names of {source} do not match the model's: missing {missing}, "
+            f"unexpected {extra}"
+        )
+    return model_names
+
+
+def load_model(path: str) -> RETDM:
+    """Load a saved ``RETDM`` (``.keras`` file) without its optimizer state."""
+    import keras
+
+    import retdm_keras  # noqa: F401  (registers the serializable classes)
+    from retdm_keras.model import RETDM
+
+    _require_file(path, "model file")
+    model = keras.models.load_model(path, compile=False)
+    if not isinstance(model, RETDM):
+        raise CLIError(f"{path} holds a {type(model).__name__}, not a RETDM model")
+    return model
+
+
+def _scores(model: RETDM, dataset: tf.data.Dataset, verbose: int = 0) -> np.ndarray:
+    return model.predict(dataset, verbose=verbose)
+
+
+class _DefaultsFormatter(argparse.HelpFormatter):
+    """Help formatter that appends ``(default: ...)`` to options that have a real default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (
+            action.option_strings
+            and action.default not in (None, False, argparse.SUPPRESS)
+            and "default" not in text
+        ):
+            text += " (default: %(default)s)"
+        return text

@@ -1,0 +1,171 @@
+"""``retdm-keras train``: three-stage training from options, or a recipe into a zoo entry."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+from typing import Any
+
+from retdm_keras import recipes, zoo
+from retdm_keras.cli._common import (
+    PROG,
+    _DefaultsFormatter,
+    _evaluate_model,
+    _print_metrics,
+    _run_config,
+    _save_model,
+    _scores,
+    write_json,
+)
+from retdm_keras.cli._training import (
+    DATA_OPTIONS,
+    FIT_OPTIONS,
+    MODEL_OPTIONS,
+    _add_data_arguments,
+    _add_fit_arguments,
+    _add_model_arguments,
+    _check_fit_options,
+    _describe_sizes,
+    _reject_written,
+    _train_data,
+    build_model,
+)
+
+
+def _history_logs(histories: dict[str, Any]) -> dict[str, list[dict[str, float]]]:
+    """``{stage: [{"epoch": e, metric: value, ...} per epoch]}`` from ``fit_stages``."""
+    out: dict[str, list[dict[str, float]]] = {}
+    for stage, history in histories.items():
+        logs = history.history
+        epochs = list(getattr(history, "epoch", []))
+        n = max((len(v) for v in logs.values()), default=0)
+        rows = []
+        for i in range(n):
+            row: dict[str, float] = {"epoch": int(epochs[i]) + 1 if i < len(epochs) else i + 1}
+            for key, values in logs.items():
+                if i < len(values):
+                    row[key] = float(values[i])
+            rows.append(row)
+        out[stage] = rows
+    return out
+
+
+def _train_recipe(args: argparse.Namespace) -> int:
+    """``retdm-keras train --recipe``: ``recipes.train_recipe`` into a zoo entry folder."""
+    _reject_written(
+        args,
+        (*DATA_OPTIONS, *MODEL_OPTIONS, *FIT_OPTIONS, "strategy"),
+        "the recipe holds the data, model and training settings",
+    )
+    entry = recipes.train_recipe(args.recipe, args.out, verbose=args.verbose)
+    metadata = json.loads((entry / zoo.METADATA_FILE).read_text(encoding="utf-8"))
+    metrics = json.loads((entry / zoo.METRICS_FILE).read_text(encoding="utf-8"))
+    training = metadata.get("training") or {}
+    print(
+        f"{PROG}: {len(metadata['label_names'])} labels; samples: "
+        f"{_describe_sizes(training.get('sizes', {}))}; backbone {metadata['model']['backbone']}"
+    )
+    _print_metrics(f"test ({training.get('test_samples', '?')} samples):", metrics)
+    publish = f"{PROG} publish {shlex.quote(str(entry))}"
+    print(f"{PROG}: wrote zoo entry {entry}; publish it with: {publish}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """``retdm-keras train``: fit the three stages, save the model and its records (or, with
+    ``--recipe``, train a recipe into a zoo entry folder)."""
+    if args.recipe is not None:
+        return _train_recipe(args)
+    _check_fit_options(args)
+
+    import keras
+    import tensorflow as tf
+
+    from retdm_keras.distributed import fit_stages_multiworker, is_chief, make_strategy
+    from retdm_keras.training import fit_stages
+
+    keras.utils.set_random_seed(args.seed)
+    strategy = make_strategy(getattr(args, "strategy", "default"))
+    data = _train_data(args)
+    os.makedirs(args.out, exist_ok=True)
+    with strategy.scope():  # weights, optimiser slots and memory bank live on every replica
+        model, weights_used = build_model(args, data.label_names, input_dim=data.input_dim)
+    print(
+        f"{PROG}: {len(data.label_names)} labels; samples: {_describe_sizes(data.sizes)}; "
+        f"backbone {model.backbone}"
+    )
+
+    config = _run_config(args)
+    config.update(weights_used=weights_used, label_names=data.label_names, sizes=data.sizes)
+    if data.input_dim is not None:
+        config["input_dim"] = data.input_dim
+    write_json(os.path.join(args.out, "train_config.json"), config)
+
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        # model.fit is broken under MultiWorkerMirroredStrategy in Keras 3: custom loop.
+        history_rows = fit_stages_multiworker(
+            model,
+            data.train,
+            epochs=tuple(args.epochs),
+            learning_rates=tuple(args.learning_rates),
+            bank_data=data.bank,
+            checkpoint_dir=os.path.join(args.out, "checkpoints"),
+            verbose=args.verbose,
+        )
+        if not is_chief(strategy):
+            return 0  # only the chief writes the model and the records
+    else:
+        histories = fit_stages(
+            model,
+            data.train,
+            data.val,
+            epochs=tuple(args.epochs),
+            learning_rates=tuple(args.learning_rates),
+            bank_data=data.bank,
+            verbose=args.verbose,
+        )
+        history_rows = _history_logs(histories)
+    model_path = os.path.join(args.out, "model.keras")
+    _save_model(model, model_path)
+    write_json(os.path.join(args.out, "labels.json"), data.label_names)
+    write_json(os.path.join(args.out, "history.json"), history_rows)
+    print(f"{PROG}: saved {model_path}")
+
+    if data.test is not None:
+        scores = _scores(model, data.test, verbose=args.verbose)
+        results = _evaluate_model(model, data.test_labels, scores)
+        _print_metrics(f"test ({len(data.test_labels)} samples):", results)
+        write_json(os.path.join(args.out, "metrics.json"), results)
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a RETDM model (three stages) and save it",
+        description=(
+            "Train RETDM on an image folder + CSV, or on MULAN ARFF feature vectors; or, with "
+            "--recipe, train a recipe file into a zoo entry folder (publish it with 'publish')."
+        ),
+        formatter_class=_DefaultsFormatter,
+    )
+    p.add_argument(
+        "--recipe",
+        metavar="PATH",
+        help="recipe YAML file holding the data, model and training settings (their options "
+        "are then an error); --out becomes a zoo entry folder with the test metrics",
+    )
+    _add_data_arguments(p)
+    _add_model_arguments(p)
+    _add_fit_arguments(p)
+    p.add_argument(
+        "--strategy",
+        choices=("default", "mirrored", "multiworker"),
+        default="default",
+        help="tf.distribute strategy: mirrored = all local GPUs; multiworker = the cluster in "
+        "TF_CONFIG (run the same command on every worker; only the chief writes --out)",
+    )
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(func=cmd_train)
