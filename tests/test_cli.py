@@ -636,3 +636,23 @@ def test_tune_recipe_writes_best_recipe_yaml(image_data, tmp_path, capsys):
 
     assert cli.main(["tune", "--recipe", str(recipe), "--out", str(out), "--margin", "0.5"]) == 2
     assert "--margin cannot be combined with --recipe" in capsys.readouterr().err
+
+
+def test_train_refuses_to_overwrite_an_interrupted_run_without_resume(image_data, tmp_path, capsys):
+    out = tmp_path / "interrupted"
+    (out / "backup").mkdir(parents=True)
+    args = [
+        "train",
+        "--data-dir",
+        str(image_data["images"]),
+        "--labels",
+        str(image_data["labels"]),
+        "--out",
+        str(out),
+        *FAST,
+    ]
+    assert cli.main(args) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert cli.main([*args, "--resume"]) == 0  # an empty backup: starts from the beginning
+    assert (out / "model.keras").is_file()
+    assert not (out / "backup").exists()  # a finished run leaves nothing to resume

@@ -6,11 +6,13 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 from typing import Any
 
 from retdm_keras import recipes, zoo
 from retdm_keras.cli._common import (
     PROG,
+    CLIError,
     _DefaultsFormatter,
     _evaluate_model,
     _print_metrics,
@@ -56,7 +58,7 @@ def _train_recipe(args: argparse.Namespace) -> int:
     """``retdm-keras train --recipe``: ``recipes.train_recipe`` into a zoo entry folder."""
     _reject_written(
         args,
-        (*DATA_OPTIONS, *MODEL_OPTIONS, *FIT_OPTIONS, "strategy"),
+        (*DATA_OPTIONS, *MODEL_OPTIONS, *FIT_OPTIONS, "strategy", "resume"),
         "the recipe holds the data, model and training settings",
     )
     entry = recipes.train_recipe(args.recipe, args.out, verbose=args.verbose)
@@ -88,6 +90,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     keras.utils.set_random_seed(args.seed)
     strategy = make_strategy(getattr(args, "strategy", "default"))
+    backup_dir = os.path.join(args.out, "backup")
+    if os.path.isdir(backup_dir) and not args.resume:
+        raise CLIError(
+            f"{backup_dir} holds an interrupted run: pass --resume to continue it, or delete "
+            "that folder to start over"
+        )
     data = _train_data(args)
     os.makedirs(args.out, exist_ok=True)
     with strategy.scope():  # weights, optimiser slots and memory bank live on every replica
@@ -124,9 +132,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             epochs=tuple(args.epochs),
             learning_rates=tuple(args.learning_rates),
             bank_data=data.bank,
+            backup_dir=backup_dir,
             verbose=args.verbose,
         )
         history_rows = _history_logs(histories)
+        shutil.rmtree(backup_dir, ignore_errors=True)  # finished: nothing left to resume
     model_path = os.path.join(args.out, "model.keras")
     _save_model(model, model_path)
     write_json(os.path.join(args.out, "labels.json"), data.label_names)
@@ -166,6 +176,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default="default",
         help="tf.distribute strategy: mirrored = all local GPUs; multiworker = the cluster in "
         "TF_CONFIG (run the same command on every worker; only the chief writes --out)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a killed run from OUT/backup (its last completed epoch; finished "
+        "stages are skipped) — run with the same options as before",
     )
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=cmd_train)
