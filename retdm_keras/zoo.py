@@ -537,11 +537,13 @@ def publish(
     content["format_version"] = FORMAT_VERSION
     content["models"] = dict(sorted(content["models"].items()))
     _write_json(path, content)
-    if write_card:
+    card_path = path.parent / name / CARD_FILE
+    # the entry's own README is hashed in its metadata: never overwrite it with the card
+    if write_card and card_path.resolve() != (folder / CARD_FILE).resolve():
         card = (folder / CARD_FILE).read_text(encoding="utf-8")
         card += "\n## Files (version " + version + ")\n\n| file | bytes | sha256 |\n|---|---|---|\n"
         card += "".join(f"| {f} | {i['size']} | `{i['sha256']}` |\n" for f, i in files.items())
-        _write_text(path.parent / name / CARD_FILE, card)
+        _write_text(card_path, card)
     return record
 
 

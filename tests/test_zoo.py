@@ -169,6 +169,15 @@ def test_publish_records_hashes_sizes_and_a_card(entry, tmp_path):
     assert zoo.publish(folder, registry=registry, name="tiny-2")["name"] == "tiny-2"
 
 
+def test_publish_never_overwrites_an_entry_that_sits_where_its_card_goes(entry, tmp_path):
+    registry = tmp_path / "zoo" / "registry.json"
+    folder = _copy(entry[0], tmp_path / "zoo" / NAME)  # the card's own path
+    readme = (folder / "README.md").read_text()
+    zoo.publish(folder, registry=registry)
+    assert (folder / "README.md").read_text() == readme
+    zoo.verify_entry(folder)  # hashes still match
+
+
 def test_publish_rejects_a_modified_entry(entry, tmp_path):
     folder = _copy(entry[0], tmp_path / "copy")
     with open(folder / "model.weights.h5", "ab") as fh:
