@@ -1,0 +1,205 @@
+"""Settings, data paths, aggregation and JSON helpers shared by the benchmark sections."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+PAPER_METRICS = (  # the paper's 11 metrics: everything `evaluate` returns except mAP
+    "C-P",
+    "C-R",
+    "C-F1",
+    "O-P",
+    "O-R",
+    "O-F1",
+    "hamming_loss",
+    "ranking_loss",
+    "one_error",
+    "coverage",
+    "average_precision",
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run depends on; ``quick`` and ``full`` below are the two presets."""
+
+    mode: str
+    # --- MIML scene images, fine-tuned MobileNetV2 (ImageNet) ---
+    image_size: int
+    epochs: tuple[int, int, int]  # classifier, metric, joint
+    learning_rates: tuple[float, float, float] = (1e-3, 1e-2, 5e-4)  # the validated demo ones
+    batch_size: int = 32
+    train_limit: int | None = None  # a seeded random subset of the train split; None = all
+    grid_lams: tuple[float, ...] = (0.1, 1.0)
+    grid_mus: tuple[float, ...] = (0.1, 1.0)
+    # --- baselines on frozen features ---
+    probe_l2: tuple[float, ...] = (1e-4, 1e-3, 1e-2)
+    probe_epochs: int = 100
+    c2ae_alphas: tuple[float, ...] = (1.0, 10.0)
+    c2ae_epochs: int = 100
+    mlknn_k: int = 10
+    mlknn_s: float = 1.0
+    # --- MULAN scene features, "mlp" backbone (recipes/scene-features.yaml) ---
+    mulan_epochs: tuple[int, int, int] = (30, 10, 30)
+    mulan_learning_rates: tuple[float, float, float] = (0.05, 0.01, 0.005)
+    mulan_lam: float = 0.1
+    mulan_mu: float = 0.1
+    mulan_val_fraction: float = 0.1
+    # --- cost ---
+    cost_image_size: int = 224
+    step_batch: int = 32
+    step_repeats: int = 20
+    exact_step_repeats: int = 5
+    neighbor_sizes: tuple[int, ...] = (10_000, 30_000, 100_000, 1_000_000)
+    neighbor_extrapolate_to: tuple[int, ...] = (1_000_000,)
+    neighbor_timeout_s: int = 2400
+    inference_batch1_images: int = 64
+    inference_batch64_images: int = 512
+    latency_repeats: int = 30
+    notes: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+FULL = Settings(
+    mode="full",
+    image_size=160,
+    epochs=(4, 1, 2),
+    grid_lams=(0.03, 0.1, 0.3, 1.0),
+    grid_mus=(0.0, 0.1, 1.0),
+    notes=(
+        "MIML: 160 px, all 1,400 training images, the demo's schedule (4 + 1 + 2 epochs).",
+        "lam x mu grid 4 x 3 on the validation split (seed 0).",
+    ),
+)
+
+QUICK = Settings(
+    mode="quick",
+    image_size=96,
+    epochs=(2, 1, 1),
+    grid_lams=(0.1, 1.0),
+    grid_mus=(0.1, 1.0),
+    probe_epochs=50,
+    c2ae_epochs=50,
+    mulan_epochs=(10, 3, 10),
+    cost_image_size=96,
+    step_repeats=5,
+    exact_step_repeats=3,
+    neighbor_sizes=(10_000, 30_000, 100_000),
+    neighbor_timeout_s=300,
+    inference_batch1_images=32,
+    inference_batch64_images=256,
+    latency_repeats=10,
+    notes=(
+        "QUICK MODE: a smoke-sized run, not comparable with the targets or the paper.",
+        "MIML: 96 px instead of 160, 2 + 1 + 1 epochs instead of 4 + 1 + 2; all 1,400 "
+        "training images, the full 200 val / 400 test images.",
+        "lam x mu grid 2 x 2 instead of 4 x 3; baselines 50 epochs instead of 100.",
+        "MULAN: 10 + 3 + 10 epochs instead of 30 + 10 + 30.",
+        "Cost: 96 px instead of 224, fewer repeats; LabelNeighbors up to 100,000 samples "
+        "(1,000,000 extrapolated, not measured).",
+    ),
+)
+
+
+def data_dir() -> Path:
+    """``$RETDM_DATA_DIR``, else ``<repo>/../shared/data``."""
+    return Path(os.environ.get("RETDM_DATA_DIR", REPO.parent / "shared" / "data"))
+
+
+def configure_environment(data: Path) -> None:
+    """Offline ImageNet weights and a quiet TensorFlow; call before Keras is imported."""
+    keras_home = data / "keras_home"
+    if "KERAS_HOME" not in os.environ and (keras_home / "models").is_dir():
+        os.environ["KERAS_HOME"] = str(keras_home)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def machine() -> dict:
+    info = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "nice": os.nice(0),
+    }
+    try:
+        import keras
+        import tensorflow as tf
+
+        info.update(keras=keras.__version__, tensorflow=tf.__version__)
+    except ImportError:  # pragma: no cover
+        pass
+    return info
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# ----------------------------------------------------------------------------- numbers
+def aggregate(runs: list[dict[str, float]]) -> dict[str, dict]:
+    """``{metric: {"mean", "std", "values"}}`` over runs; std is the sample std (ddof 1)."""
+    out = {}
+    for metric in runs[0]:
+        values = np.array([r[metric] for r in runs], dtype=np.float64)
+        std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        out[metric] = {"mean": float(values.mean()), "std": std, "values": values.tolist()}
+    return out
+
+
+def better(metric: str, a: float, b: float, lower_is_better: frozenset[str]) -> bool:
+    """``a`` strictly better than ``b`` for ``metric``."""
+    return a < b if metric in lower_is_better else a > b
+
+
+def clean(obj):
+    """JSON-safe copy: numpy scalars/arrays to Python, NaN/inf to None, tuples to lists."""
+    if isinstance(obj, dict):
+        return {str(k): clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [clean(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return clean(obj.tolist())
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, float | np.floating):
+        value = float(obj)
+        return value if math.isfinite(value) else None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def write_json(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(clean(payload), indent=2) + "\n")
+    tmp.replace(path)
+
+
+def read_json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def result_path(out: Path, name: str, mode: str, suffix: str = ".json") -> Path:
+    """``<out>/<name>_<mode><suffix>``: quick and full results never overwrite each other."""
+    return out / f"{name}_{mode}{suffix}"
+
+
+def history_lists(histories: dict) -> dict[str, dict[str, list[float]]]:
+    """``{stage: {key: [per-epoch values]}}`` from ``fit_stages``' ``{stage: History}``."""
+    return {
+        stage: {k: [float(v) for v in values] for k, values in h.history.items()}
+        for stage, h in histories.items()
+    }

@@ -1,0 +1,152 @@
+"""RETDM benchmarks (issue #3): accuracy on MIML scene images and MULAN scene features,
+sensitivity to λ and μ, convergence, and cost — JSON, a Markdown summary and PNG plots.
+
+Sections (``--only``; default all):
+
+* ``miml``  — MIML scene images, canonical split: linear probe, BCE, RETDM one-way / full /
+  no reconstruction, C2AE, ML-kNN with the same MobileNetV2 (ImageNet) backbone; λ × μ grid
+  on the validation split; the test table over ``--seeds``.
+* ``mulan`` — the same table for the MULAN scene features with the ``"mlp"`` backbone.
+* ``cost``  — train-step time ratios, LabelNeighbors build time / peak memory, inference
+  throughput / peak memory, Keras vs ONNX Runtime vs TFLite latency.
+* ``accuracy`` = ``miml`` + ``mulan``; ``summary`` only redraws the plots and ``summary.md``
+  from the JSON files already in ``--out``.
+
+Outputs in ``--out`` (default ``benchmarks/results``): ``{miml,mulan,cost,meta}_<mode>.json``,
+``{convergence,sensitivity,latency}_<mode>.png`` and ``summary.md`` (of the mode just run),
+where ``<mode>`` is ``quick`` or ``full``, so a quick run never overwrites full results.
+
+Run from the repository root, one heavy run at a time on a shared machine::
+
+    nice -n 10 .venv/bin/python benchmarks/run.py --quick         # ~10-15 min on 2 cores
+    nice -n 10 .venv/bin/python benchmarks/run.py                 # the full run (< 90 min)
+    nice -n 10 .venv/bin/python benchmarks/run.py --only cost --seeds 0
+
+Data: ``$RETDM_DATA_DIR`` (default ``../shared/data``) with ``miml_scene/``, ``mulan/scene/``
+and ``keras_home/models/`` (offline MobileNetV2 ImageNet weights).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+from bench_common import (  # noqa: E402
+    FULL,
+    QUICK,
+    RESULTS,
+    configure_environment,
+    data_dir,
+    log,
+    machine,
+    read_json,
+    result_path,
+    write_json,
+)
+
+SECTIONS = ("miml", "mulan", "cost")
+GROUPS = {"accuracy": ("miml", "mulan"), "all": SECTIONS, "summary": ()}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="the ~10-15 minute subset")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=(*SECTIONS, *GROUPS),
+        default=["all"],
+        help="sections to run (default all)",
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--data-dir", type=Path, default=None)
+    return parser.parse_args(argv)
+
+
+def check_data(data: Path, sections) -> None:
+    needed = []
+    if "miml" in sections or "cost" in sections:
+        needed += [data / "miml_scene" / "labels.csv", data / "miml_scene" / "split.json"]
+        needed += [data / "keras_home" / "models"]
+    if "mulan" in sections:
+        needed += [data / "mulan" / "scene" / f for f in ("scene-train.arff", "scene.xml")]
+    missing = [str(p) for p in needed if not p.exists()]
+    if missing:
+        sys.exit(
+            "benchmark data not found:\n  " + "\n  ".join(missing) + "\nSet RETDM_DATA_DIR (see "
+            "examples/scene_demo.py for the MIML layout; keras_home/models must hold "
+            "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5)."
+        )
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    settings = QUICK if args.quick else FULL
+    mode = settings.mode
+    sections = []
+    for name in args.only:
+        for section in GROUPS.get(name, (name,)):
+            if section not in sections:
+                sections.append(section)
+    data = args.data_dir or data_dir()
+    check_data(data, sections)
+    configure_environment(data)
+
+    # Keras is imported only now, after KERAS_HOME points at the offline weights.
+    import bench_plots
+    from bench_report import write_summary
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    meta_path = result_path(args.out, "meta", mode)
+    meta = read_json(meta_path) or {"sections": {}}
+    meta.update(machine=machine(), settings=settings.to_dict(), seeds=args.seeds)
+    started = time.time()
+    log(f"{mode} run: sections {sections}, seeds {args.seeds}, data {data}, out {args.out}")
+    for section in sections:
+        t0 = time.time()
+        if section == "miml":
+            from bench_accuracy import run_miml
+
+            result = run_miml(settings, args.seeds, data)
+        elif section == "mulan":
+            from bench_accuracy import run_mulan
+
+            result = run_mulan(settings, args.seeds, data)
+        else:
+            from bench_cost import run_cost
+
+            result = run_cost(settings, data)
+        payload = {"mode": mode, "settings": settings.to_dict(), **result}
+        write_json(result_path(args.out, section, mode), payload)
+        meta["sections"][section] = time.time() - t0
+        write_json(meta_path, meta)
+        log(f"{section} done in {(time.time() - t0) / 60:.1f} min")
+
+    miml = read_json(result_path(args.out, "miml", mode))
+    mulan = read_json(result_path(args.out, "mulan", mode))
+    cost = read_json(result_path(args.out, "cost", mode))
+    bench_plots.convergence(
+        {"MIML scene": miml, "MULAN scene": mulan},
+        result_path(args.out, "convergence", mode, ".png"),
+        mode,
+    )
+    if miml:
+        bench_plots.sensitivity(
+            miml.get("grid"), result_path(args.out, "sensitivity", mode, ".png"), mode
+        )
+    if cost:
+        bench_plots.latency(cost, result_path(args.out, "latency", mode, ".png"), mode)
+    summary = write_summary(args.out, mode, settings.to_dict())
+    log(f"total {(time.time() - started) / 60:.1f} min; summary: {summary}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
