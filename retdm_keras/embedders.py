@@ -308,7 +308,13 @@ class LabelEmbedder(layers.Layer):
         self.embed_dim = int(embed_dim)
         self.hidden_units = int(hidden_units)
         self.hidden = layers.Dense(self.hidden_units, activation="relu", name="hidden")
-        self.output_layer = layers.Dense(self.embed_dim, name="output")
+        # A random output bias: with zero biases g(empty label set) is exactly 0, and
+        # normalising that for the metric loss has no direction (gradients of ~1/eps, NaN).
+        self.output_layer = layers.Dense(
+            self.embed_dim,
+            bias_initializer=keras.initializers.RandomNormal(stddev=0.5),
+            name="output",
+        )
 
     def build(self, input_shape):
         self.hidden.build(input_shape)

@@ -339,6 +339,18 @@ class RETDM(keras.Model):
         One pass over ``data``: a ``tf.data.Dataset`` of ``(x, y)`` with ``x["index"]``, or a
         dict of arrays with ``labels``. Called by ``fit`` when needed and by ``fit_stages`` at
         the start of the ``metric`` and ``joint`` stages.
+
+        Degenerate training sets still train; each of these gives one ``UserWarning`` per
+        call: a single distinct label set (no neighbour sets exist, so the metric loss is
+        masked to 0), labels that are never positive (named in the message; the classifier
+        only learns to predict 0 for them), and a dataset batched with a batch size larger
+        than the training set (every step sees the whole set; with ``drop_remainder`` no
+        batch is left, which is the "training data is empty" error). All-zero label rows
+        are a valid label set.
+
+        Raises:
+            ValueError: no batches, no sample index, indices that are not ``0..N-1``, or
+                labels whose width differs from ``num_labels``.
         """
         dataset = _as_dataset(data, labels, batch_size)
         indices, ys, embeddings, inputs = [], [], [], []
@@ -358,8 +370,15 @@ class RETDM(keras.Model):
             embeddings.append(self._metric_space(u))
             if keep_inputs:
                 inputs.append(np.asarray(features))
+        declared_batch = _declared_batch_size(data)
         if not indices:
-            raise ValueError("the training data is empty")
+            hint = ""
+            if declared_batch is not None:
+                hint = (
+                    f" (batch size {declared_batch}: with drop_remainder=True a batch size "
+                    "larger than the data set leaves no batch)"
+                )
+            raise ValueError(f"the training data is empty{hint}")
         index = np.concatenate(indices).astype(np.int64)
         num_samples = int(index.max()) + 1
         if index.min() < 0 or len(np.unique(index)) != len(index) or len(index) != num_samples:
@@ -381,6 +400,23 @@ class RETDM(keras.Model):
             warnings.warn(
                 "the training set has a single distinct label set: no neighbour label sets "
                 "exist, so the metric loss is 0 (masked)",
+                stacklevel=2,
+            )
+        never = np.flatnonzero(~(y_all > 0.5).any(axis=0))
+        if never.size:
+            names = self.label_names or [str(j) for j in range(self.num_labels)]
+            shown = ", ".join(repr(names[j]) for j in never[:20])
+            warnings.warn(
+                f"{never.size} of {self.num_labels} label(s) are never positive in the "
+                f"training set ({num_samples} samples): {shown}"
+                f"{', ...' if never.size > 20 else ''}; the classifier only sees them as "
+                "negatives",
+                stacklevel=2,
+            )
+        if declared_batch is not None and declared_batch > num_samples:
+            warnings.warn(
+                f"batch size {declared_batch} is larger than the training set "
+                f"({num_samples} samples): one step per epoch, each over the whole set",
                 stacklevel=2,
             )
         bank = MemoryBank(num_samples, self.embed_dim)
@@ -596,6 +632,26 @@ class RETDM(keras.Model):
             "thresholds": self.thresholds,
             "top_k": self.top_k,
         }
+
+
+def _declared_batch_size(data) -> int | None:
+    """The batch size of a batched ``tf.data.Dataset`` (its last ``batch`` step), else None.
+
+    Array inputs give None: ``prepare_training``'s own ``batch_size`` only batches the
+    memory-bank pass, it says nothing about the training batches.
+    """
+    if not isinstance(data, tf.data.Dataset):
+        return None
+    node = data
+    for _ in range(64):  # walk map/prefetch/... back to the batch step
+        size = getattr(node, "_batch_size", None)
+        if size is not None:
+            value = tf.get_static_value(size)
+            return None if value is None or int(value) < 1 else int(value)
+        node = getattr(node, "_input_dataset", None)
+        if node is None:
+            return None
+    return None
 
 
 def _as_dataset(data, labels, batch_size: int):

@@ -16,9 +16,10 @@ Example:
 
 >>> import numpy as np
 >>> from retdm_keras import RETDM
->>> x = {"images": np.random.rand(16, 32, 32, 3).astype("float32") * 255,
+>>> rng = np.random.default_rng(0)
+>>> x = {"images": rng.random((16, 32, 32, 3)).astype("float32") * 255,
 ...      "index": np.arange(16)}
->>> y = (np.random.rand(16, 4) > 0.5).astype("float32")
+>>> y = (rng.random((16, 4)) > 0.5).astype("float32")
 >>> ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
 >>> model = RETDM(4, backbone="tiny_cnn", image_size=32, embed_dim=8)
 >>> histories = fit_stages(model, ds, epochs=(1, 1, 1), verbose=0)

@@ -24,10 +24,15 @@ entry folder when it sits in the repository. Downloads use the registry's
 or ``"scene-features@1"`` for a version). Files come from the cache,
 ``$KERAS_HOME/retdm_zoo/<name>/<version>/`` (or ``cache_dir``), else are copied from the
 registered local entry, else downloaded with ``keras.utils.get_file(..., file_hash=sha256)``.
-Every file is checked against the registry's sha256; a mismatch is a :class:`ZooHashError` and
-the bad file is never left in the cache. ``offline=True`` (or ``RETDM_ZOO_OFFLINE=1``) never
-downloads. A name that only has a recipe raises :class:`NoCheckpointError` with the commands
-that make the checkpoint; the zoo never hands out a randomly initialised model.
+Every file is checked against the registry's sha256; a mismatch (a truncated, corrupted or
+tampered file) is a :class:`ZooHashError` and the bad file is never left in the cache. A
+failed download (HTTP 404/500, a dropped connection) is a :class:`ZooError` naming the file,
+the URL and the status; each download goes to a staging folder and is renamed into place only
+once verified, so the cache never holds half a file. A cache folder that cannot be written is
+a :class:`ZooError` saying so (pass ``cache_dir``). ``offline=True`` (or
+``RETDM_ZOO_OFFLINE=1``) never downloads. A name that only has a recipe raises
+:class:`NoCheckpointError` with the commands that make the checkpoint; the zoo never hands out
+a randomly initialised model.
 
     >>> from retdm_keras import zoo
     >>> print(zoo.format_zoo_table(zoo.list_models()))      # doctest: +SKIP
@@ -595,8 +600,30 @@ def _record(content: Mapping[str, Any], name: str, version: str | None, where: P
     return model["versions"][version]
 
 
-def _download(url: str, target: Path, sha256: str) -> None:
-    """Download ``url`` to ``target`` via a staging folder; nothing stays on a mismatch."""
+def _failure(err: BaseException) -> str:
+    """What went wrong in a download, e.g. ``HTTP 404 Not Found``, from the error chain."""
+    import urllib.error
+
+    cause: BaseException | None = err
+    for _ in range(8):
+        if cause is None or isinstance(cause, urllib.error.URLError):
+            break
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(cause, urllib.error.HTTPError):
+        return f"HTTP {cause.code} {cause.reason}"
+    if isinstance(cause, urllib.error.ContentTooShortError):
+        return f"the connection closed early ({cause.reason})"
+    if isinstance(cause, urllib.error.URLError):
+        return str(cause.reason)
+    return (str(err) or type(err).__name__).splitlines()[0]
+
+
+def _download(url: str, target: Path, sha256: str, size: int | None = None) -> None:
+    """Download ``url`` to ``target`` via a staging folder; nothing stays on any failure.
+
+    The file is checked (size, sha256) in the staging folder and only then renamed into
+    place, so the cache never holds a partial, truncated or tampered file.
+    """
     import keras
 
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -604,26 +631,40 @@ def _download(url: str, target: Path, sha256: str) -> None:
     try:
         try:
             fetched = keras.utils.get_file(
-                fname=target.name,
-                origin=url,
-                file_hash=sha256,
-                hash_algorithm="sha256",
-                cache_dir=staging,
-                cache_subdir="",
+                fname=target.name, origin=url, cache_dir=staging, cache_subdir=""
             )
-        except ValueError as err:  # get_file's hash check
-            raise ZooHashError(
-                f"{url}: sha256 does not match the registry ({sha256[:16]}...): corrupted or "
-                f"tampered download, not kept"
-            ) from err
         except Exception as err:
-            first = (str(err) or type(err).__name__).splitlines()[0]
-            raise ZooError(f"download failed: {url}: {first}") from err
+            raise ZooError(
+                f"download of {target.name} failed: {_failure(err)} ({url}); "
+                f"no partial file was kept in {target.parent}"
+            ) from err
+        got = os.path.getsize(fetched)
         if _sha256(fetched) != sha256:
-            raise ZooHashError(f"{url}: sha256 does not match the registry: not kept")
+            length = "" if size is None or got == size else f"; {got} bytes, expected {size}"
+            raise ZooHashError(
+                f"{url}: sha256 does not match the registry ({sha256[:16]}...{length}): "
+                f"truncated, corrupted or tampered download, not kept"
+            )
         os.replace(fetched, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _prepare_cache(folder: Path, stale: Sequence[str]) -> None:
+    """Create ``folder``, remove its ``stale`` files, and check it takes new files."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in stale:
+            if (folder / name).exists() or (folder / name).is_symlink():
+                (folder / name).unlink()  # stale or corrupted: never trusted
+        handle, probe = tempfile.mkstemp(dir=folder, prefix=".write-test-")
+        os.close(handle)
+        os.remove(probe)
+    except OSError as err:
+        raise ZooError(
+            f"the zoo cache folder {folder} is not writable ({err.strerror or err}): pass "
+            f"cache_dir= a writable folder, or set KERAS_HOME"
+        ) from err
 
 
 def _copy(source: Path, target: Path) -> None:
@@ -661,12 +702,9 @@ def fetch(
     version = record["version"]
     target = Path(cache_dir or default_cache_dir()) / name / version
     files: dict[str, dict] = record["files"]
-    needed = []
-    for file, info in files.items():
-        if not _matches(target / file, info):
-            if (target / file).exists():
-                (target / file).unlink()  # stale or corrupted: never trusted
-            needed.append(file)
+    needed = [file for file, info in files.items() if not _matches(target / file, info)]
+    if needed:
+        _prepare_cache(target, needed)
     local = _local_dir(record, path)
     if needed and local is not None and local.is_dir():
         for file in list(needed):
@@ -689,7 +727,7 @@ def fetch(
     template = content.get("url_template") or URL_TEMPLATE
     for file in needed:
         url = template.format(base_url=base_url.rstrip("/"), name=name, version=version, file=file)
-        _download(url, target / file, files[file]["sha256"])
+        _download(url, target / file, files[file]["sha256"], files[file].get("size"))
     return target
 
 

@@ -11,7 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from retdm_keras.data.labels import LabeledFiles, check_files_exist, load_split, read_labels_csv
+from retdm_keras.data.labels import (
+    LabeledFiles,
+    NoLabelsWarning,
+    check_files_exist,
+    load_split,
+    read_labels_csv,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -55,10 +61,12 @@ def test_label_list_csv(tmp_path: Path) -> None:
         'filename,labels\nimg1.jpg,"sea,sunset"\nimg2.jpg,trees\nimg3.jpg,\n'
         "img4.jpg,sea;trees\nimg5.jpg,sunset  sea\n",
     )
-    f = read_labels_csv(p)
+    with pytest.warns(NoLabelsWarning, match=r"1 of 5 row\(s\) have an empty labels cell.*4"):
+        f = read_labels_csv(p)
     assert f.label_names == ["sea", "sunset", "trees"]  # sorted vocabulary
     np.testing.assert_array_equal(f.labels, [[1, 1, 0], [0, 0, 1], [0, 0, 0], [1, 0, 1], [1, 1, 0]])
-    g = read_labels_csv(p, label_names=["trees", "sunset", "sea", "desert"])
+    with pytest.warns(NoLabelsWarning):
+        g = read_labels_csv(p, label_names=["trees", "sunset", "sea", "desert"])
     assert g.label_names == ["trees", "sunset", "sea", "desert"]
     np.testing.assert_array_equal(g.labels[0], [0, 1, 1, 0])
 
@@ -71,6 +79,7 @@ def test_label_list_column_first_and_extra_columns(tmp_path: Path) -> None:
     np.testing.assert_array_equal(f.labels, f2.labels)
 
 
+@pytest.mark.filterwarnings("ignore::retdm_keras.data.labels.NoLabelsWarning")
 @settings(max_examples=25, deadline=None)
 @given(
     st.integers(1, 12).flatmap(

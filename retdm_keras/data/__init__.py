@@ -4,6 +4,8 @@
   files into :class:`LabeledFiles` (no TensorFlow).
 * :mod:`~retdm_keras.data.augment` -- the paper's multi-scale five-crop + flip
   training transform and the resize-only evaluation transform.
+* :mod:`~retdm_keras.data.image_check` -- check every image file once before a pipeline
+  is built (corrupt, truncated, unsupported, tiny, huge); error or skip-and-report.
 * :mod:`~retdm_keras.data.folder_csv` -- image folder + CSV to a batched
   ``({"images", "index"}, labels)`` ``tf.data.Dataset``.
 * :mod:`~retdm_keras.data.arff` -- MULAN/MEKA ARFF feature sets and a
@@ -20,11 +22,29 @@ from retdm_keras.data.arff import FeatureSet, feature_dataset, load_arff, read_l
 from retdm_keras.data.augment import eval_transform, train_transform
 from retdm_keras.data.coco import COCO_CLASSES, coco_multi_hot, read_coco_instances
 from retdm_keras.data.folder_csv import decode_image_file, from_folder, image_dataset
-from retdm_keras.data.labels import LabeledFiles, check_files_exist, load_split, read_labels_csv
+from retdm_keras.data.image_check import (
+    BadImage,
+    BadImageError,
+    BadImageWarning,
+    check_images,
+    find_bad_images,
+)
+from retdm_keras.data.labels import (
+    LabeledFiles,
+    NoLabelsWarning,
+    check_files_exist,
+    load_split,
+    read_labels_csv,
+)
 from retdm_keras.data.voc import VOC_CLASSES, voc_multi_hot
 from retdm_keras.data.yolo import read_class_names, read_yolo_labels, scan_yolo_labels
 
 __all__ = [
+    "BadImage",
+    "BadImageError",
+    "BadImageWarning",
+    "check_images",
+    "find_bad_images",
     "COCO_CLASSES",
     "VOC_CLASSES",
     "coco_multi_hot",
@@ -36,6 +56,7 @@ __all__ = [
     "voc_multi_hot",
     "FeatureSet",
     "LabeledFiles",
+    "NoLabelsWarning",
     "check_files_exist",
     "eval_transform",
     "feature_dataset",

@@ -28,8 +28,8 @@ A multi-label ARFF does not say by itself which attributes are labels:
 
 Every remaining attribute is a feature. Numeric attributes (``numeric``,
 ``real``, ``integer``) are parsed as floats; a nominal feature whose declared
-values are all numbers keeps its number, any other nominal feature is encoded
-as the position of its value in the declaration. Label values must be 0 or 1.
+values are all finite numbers keeps its number, any other nominal feature is
+encoded as the position of its value in the declaration. Label values must be 0 or 1.
 String/date attributes and missing values (``?``) are rejected. Every error is a
 ``ValueError`` naming the file and the 1-based line.
 
@@ -109,7 +109,9 @@ class _Attribute:
             return
         try:  # all-numeric declarations ({0,1}, {1,2,3}) keep their numbers
             numbers = [float(v) for v in self.values]
-        except ValueError:  # otherwise: position in the declaration
+            if not all(math.isfinite(n) for n in numbers):
+                raise ValueError("nan/inf are not kept as numbers")
+        except ValueError:  # otherwise ({a,b}, {nan,1}): position in the declaration
             numbers = [float(i) for i in range(len(self.values))]
         self.codes = dict(zip(self.values, numbers, strict=True))
 

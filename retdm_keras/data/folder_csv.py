@@ -22,6 +22,13 @@ augmentation draws its crop/flip from a per-element seed produced by
 ``tf.data.Dataset.random(seed)``, so ``seed=...`` makes the whole epoch
 sequence (order and crops) reproducible and every epoch still differs.
 
+Every image is checked before anything is built (:mod:`~retdm_keras.data.image_check`:
+missing, empty, corrupt, truncated, unsupported, 1-pixel or oversized files), so a bad file
+is an error naming it and its CSV line, never a TensorFlow failure in the middle of an epoch;
+``on_bad_image="skip"`` leaves such files out instead (the returned ``files`` are the kept
+rows and ``index`` counts over them). Grayscale, palette, RGBA and 16-bit PNGs are converted
+to 8-bit RGB (16-bit values rounded from the full 0..65535 range).
+
 Example::
 
     ds, files = from_folder("miml_scene/images", "miml_scene/labels.csv",
@@ -33,6 +40,7 @@ Example::
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,6 +48,13 @@ import numpy as np
 import tensorflow as tf
 
 from retdm_keras.data.augment import eval_transform, train_transform
+from retdm_keras.data.image_check import (
+    BAD_IMAGE_ACTIONS,
+    DEFAULT_MAX_IMAGE_PIXELS,
+    DEFAULT_MIN_IMAGE_SIZE,
+    BadImageWarning,
+    check_images,
+)
 from retdm_keras.data.labels import (
     LabeledFiles,
     check_files_exist,
@@ -49,16 +64,33 @@ from retdm_keras.data.labels import (
 
 __all__ = ["image_dataset", "from_folder", "decode_image_file"]
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
 
 def decode_image_file(path: tf.Tensor) -> tf.Tensor:
-    """Read and decode one JPEG/PNG/GIF/BMP file to a uint8 ``(H, W, 3)`` tensor.
+    """Read and decode one JPEG/PNG/GIF/BMP/WebP file to a uint8 ``(H, W, 3)`` tensor.
 
     Grayscale images are replicated to 3 channels and an alpha channel is
     dropped (``tf.io.decode_image(channels=3)``); for an animated GIF only the
-    first frame is used.
+    first frame is used. A 16-bit PNG is decoded at 16 bits and scaled to
+    ``round(v * 255 / 65535)`` (TensorFlow's own 8-bit decode drops the low byte).
     """
     data = tf.io.read_file(path)
-    image = tf.io.decode_image(data, channels=3, expand_animations=False)
+    # PNG signature, then the IHDR chunk: its bit depth is byte 24.
+    header = tf.strings.substr(data, 0, 25) + tf.constant(b"\0" * 25)
+    is_png16 = tf.logical_and(
+        tf.equal(tf.strings.substr(header, 0, 8), _PNG_SIGNATURE),
+        tf.equal(tf.strings.substr(header, 24, 1), b"\x10"),
+    )
+
+    def decode_png16() -> tf.Tensor:
+        wide = tf.cast(tf.io.decode_png(data, channels=3, dtype=tf.uint16), tf.float32)
+        return tf.cast(tf.round(wide * (255.0 / 65535.0)), tf.uint8)
+
+    def decode_any() -> tf.Tensor:
+        return tf.io.decode_image(data, channels=3, expand_animations=False)
+
+    image = tf.cond(is_png16, decode_png16, decode_any)
     image.set_shape((None, None, 3))
     return image
 
@@ -75,7 +107,12 @@ def image_dataset(
     cache: bool | str = False,
     num_parallel_calls: int = tf.data.AUTOTUNE,
     drop_remainder: bool = False,
-) -> tf.data.Dataset:
+    validate_images: bool | str = True,
+    on_bad_image: str = "error",
+    min_image_size: int = DEFAULT_MIN_IMAGE_SIZE,
+    max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
+    return_files: bool = False,
+) -> tf.data.Dataset | tuple[tf.data.Dataset, LabeledFiles]:
     """Build a batched ``({"images", "index"}, labels)`` dataset.
 
     Args:
@@ -91,19 +128,50 @@ def image_dataset(
             in files with that prefix (see ``tf.data.Dataset.cache``).
         num_parallel_calls: parallelism of decoding/augmentation.
         drop_remainder: drop the last incomplete batch.
+        validate_images: check every image before building (see
+            :func:`~retdm_keras.data.image_check.check_images`): ``True`` (default) cheap
+            PIL checks, ``"full"`` decode each image once with TensorFlow, ``False`` only
+            check that the files exist.
+        on_bad_image: ``"error"`` (default) raises naming the bad files; ``"skip"`` leaves
+            them out (missing files too) with one ``BadImageWarning``.
+        min_image_size: images whose shorter side is smaller are bad (default 2).
+        max_image_pixels: images with more pixels are bad (default ~89 M; ``None``: no limit).
+        return_files: return ``(dataset, files)``, ``files`` being the rows actually used
+            (fewer than given after ``"skip"``); ``index`` refers to them.
+
+    Returns:
+        The dataset, or ``(dataset, files)`` with ``return_files``.
 
     Raises:
         FileNotFoundError: the folder or some image files are missing
             (checked before anything is built).
+        BadImageError: unusable images (a ``ValueError``; the message names the first few
+            files with their CSV lines and the reason).
         ValueError: no samples or a non-positive batch size.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if len(files) == 0:
         raise ValueError("files is empty: nothing to build a dataset from")
+    if on_bad_image not in BAD_IMAGE_ACTIONS:
+        raise ValueError(f"on_bad_image must be one of {BAD_IMAGE_ACTIONS}, got {on_bad_image!r}")
+    if validate_images not in (True, False, "full"):
+        raise ValueError(f"validate_images must be True, False or 'full', got {validate_images!r}")
     shuffle = training if shuffle is None else shuffle
     root = os.fspath(image_dir)
-    check_files_exist(root, files.filenames, csv_lines=files.csv_lines, source=files.source)
+    if validate_images:
+        files = check_images(
+            root,
+            files,
+            on_bad_image=on_bad_image,
+            full=validate_images == "full",
+            min_image_size=min_image_size,
+            max_image_pixels=max_image_pixels,
+        )
+    elif on_bad_image == "error":
+        check_files_exist(root, files.filenames, csv_lines=files.csv_lines, source=files.source)
+    else:
+        files = _drop_missing(root, files)
 
     n = len(files)
     paths = [os.path.join(root, name) for name in files.filenames]
@@ -144,8 +212,28 @@ def image_dataset(
             return {"images": eval_transform(image, image_size), "index": index}, label
 
     ds = ds.map(transform, num_parallel_calls=num_parallel_calls)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+    return (ds, files) if return_files else ds
+
+
+def _drop_missing(root: str, files: LabeledFiles) -> LabeledFiles:
+    """``files`` without the rows whose image does not exist (with a ``BadImageWarning``)."""
+    missing = [
+        i for i, name in enumerate(files.filenames) if not os.path.isfile(os.path.join(root, name))
+    ]
+    if not missing:
+        return files
+    if len(missing) == len(files):
+        check_files_exist(root, files.filenames, csv_lines=files.csv_lines, source=files.source)
+    names = ", ".join(repr(files.filenames[i]) for i in missing[:5])
+    warnings.warn(
+        f"skipped {len(missing)} of {len(files)} missing image file(s) under {root!r}; "
+        f"first: {names}",
+        BadImageWarning,
+        stacklevel=3,
+    )
+    gone = set(missing)
+    return files.subset([i for i in range(len(files)) if i not in gone])
 
 
 def from_folder(
@@ -167,11 +255,16 @@ def from_folder(
         split_json: ``{"train": [...], ...}`` file; required with ``split``.
         image_column, label_names: passed to :func:`read_labels_csv`.
         **kwargs: passed to :func:`image_dataset` (``image_size``,
-            ``batch_size``, ``training``, ``seed``, ...).
+            ``batch_size``, ``training``, ``seed``, ``on_bad_image``, ...).
 
     Returns:
         ``(dataset, files)``; the dataset's ``index`` refers to rows of ``files``
-        (the split, in the split file's order).
+        (the split, in the split file's order, without the images left out by
+        ``on_bad_image="skip"``).
+
+    Raises:
+        FileNotFoundError, BadImageError, ValueError: before any dataset is built, with the
+            CSV file and line of the offending rows (see :func:`image_dataset`).
     """
     files = read_labels_csv(labels_csv, image_column=image_column, label_names=label_names)
     if split is not None or split_json is not None:
@@ -183,4 +276,5 @@ def from_folder(
                 f"split {split!r} not in {os.fspath(split_json)}; available: {sorted(splits)}"
             )
         files = files.subset(splits[split])
-    return image_dataset(image_dir, files, **kwargs), files
+    kwargs.pop("return_files", None)
+    return image_dataset(image_dir, files, return_files=True, **kwargs)

@@ -25,9 +25,15 @@ Two CSV layouts are understood; the layout is detected from the header:
       img3.jpg,
 
   The ``labels`` cell holds label names separated by commas, semicolons or
-  whitespace; an empty cell is an image with no positive label. The vocabulary
-  is ``label_names`` when given (an unknown name is an error), otherwise the
-  sorted set of names seen in the file.
+  whitespace. The vocabulary is ``label_names`` when given (an unknown name is
+  an error), otherwise the sorted set of names seen in the file.
+
+  **An empty cell is allowed**: an image with no positive label, an all-zero
+  row. It is reported (one :class:`NoLabelsWarning` with the count and the
+  first CSV lines), because a forgotten cell looks the same. Training needs no
+  special case: the all-zero vector is a label set like any other (RETDM's
+  neighbour search and metric loss treat it as such), and every file can also
+  carry explicit all-zero rows in the one-hot layout, which are not reported.
 
 Row ``i`` of ``LabeledFiles.labels`` belongs to ``LabeledFiles.filenames[i]``;
 that row position is the sample ``index`` the tf.data pipelines emit.
@@ -47,15 +53,26 @@ import json
 import math
 import os
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["LabeledFiles", "read_labels_csv", "load_split", "check_files_exist"]
+__all__ = [
+    "LabeledFiles",
+    "NoLabelsWarning",
+    "check_files_exist",
+    "load_split",
+    "read_labels_csv",
+]
 
 _LABEL_LIST_COLUMN = "labels"
 _LABEL_SEPARATORS = re.compile(r"[,;\s]+")
+
+
+class NoLabelsWarning(UserWarning):
+    """Rows of a label-list CSV with an empty ``labels`` cell (kept, as all-zero rows)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -165,6 +182,18 @@ def _parse_binary(value: str, path: str, line: int, column: str) -> float:
     return number
 
 
+def _not_utf8(path: str) -> str:
+    """The error message for a file that is not UTF-8, with the line of the first bad byte."""
+    with open(path, "rb") as fh:
+        raw = fh.read()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        return f"{path}, line {line}: not UTF-8 text (byte {raw[err.start]:#04x})"
+    return f"{path}: not UTF-8 text"
+
+
 def read_labels_csv(
     path: str | os.PathLike[str],
     *,
@@ -187,7 +216,13 @@ def read_labels_csv(
     Raises:
         ValueError: empty file or no data rows, missing/duplicate columns, a
             row with the wrong number of cells, an empty or duplicate filename,
-            a one-hot cell that is not 0/1, an unknown label name.
+            a one-hot cell that is not 0/1, an unknown label name, malformed CSV
+            or text that is not UTF-8; with the file and, where it is about a
+            row, its line.
+
+    Warns:
+        NoLabelsWarning: label-list rows with an empty ``labels`` cell (kept
+            as all-zero rows, see the module docstring).
     """
     path = os.fspath(path)
     with open(path, newline="", encoding="utf-8-sig") as fh:
@@ -195,14 +230,19 @@ def read_labels_csv(
         header: list[str] | None = None
         header_line = 0
         rows: list[tuple[int, list[str]]] = []
-        for cells in reader:
-            if not any(c.strip() for c in cells):
-                continue  # blank line
-            if header is None:
-                header = [c.strip() for c in cells]
-                header_line = reader.line_num
-            else:
-                rows.append((reader.line_num, cells))
+        try:
+            for cells in reader:
+                if not any(c.strip() for c in cells):
+                    continue  # blank line
+                if header is None:
+                    header = [c.strip() for c in cells]
+                    header_line = reader.line_num
+                else:
+                    rows.append((reader.line_num, cells))
+        except csv.Error as err:
+            raise ValueError(f"{path}, line {reader.line_num}: malformed CSV ({err})") from None
+        except UnicodeDecodeError:
+            raise ValueError(_not_utf8(path)) from None
     if header is None:
         raise ValueError(f"{path}: empty file (no header row)")
     if not rows:
@@ -277,6 +317,15 @@ def read_labels_csv(
             names = sorted({t for tokens in per_row for t in tokens})
         if not names:
             raise ValueError(f"{path}: no label names (every labels cell is empty)")
+        empty = [line for (line, _), tokens in zip(rows, per_row, strict=True) if not tokens]
+        if empty:
+            shown = ", ".join(map(str, empty[:10])) + (", ..." if len(empty) > 10 else "")
+            warnings.warn(
+                f"{path}: {len(empty)} of {len(rows)} row(s) have an empty labels cell and "
+                f"are kept as images with no label (all-zero rows); line(s) {shown}",
+                NoLabelsWarning,
+                stacklevel=2,
+            )
         column_of = {n: i for i, n in enumerate(names)}
         labels = np.zeros((len(rows), len(names)), np.float32)
         for r, ((line, _), tokens) in enumerate(zip(rows, per_row, strict=True)):
