@@ -391,3 +391,18 @@ def test_keras_metrics_inside_fit():
         assert key in hist.history
         v = hist.history[key][-1]
         assert math.isfinite(v) and 0.0 <= v <= 1.0
+
+
+def test_all_zero_rows_all_one_rows_and_constant_scores_stay_in_range() -> None:
+    # rows with no label, rows with every label, and scores that tie everywhere
+    y = np.array([[0, 0, 0], [1, 1, 1], [1, 0, 0], [0, 1, 1]], dtype=float)
+    for scores in (np.full(y.shape, 0.5), np.zeros(y.shape), np.ones(y.shape)):
+        result = evaluate(y, scores)
+        for name, value in result.items():
+            assert np.isfinite(value), (name, scores[0, 0])
+            assert value >= 0.0
+            if name != "coverage":
+                assert value <= 1.0, name
+        # with every score tied, each true label ranks at the bottom: coverage is C - 1
+        assert result["coverage"] == pytest.approx(2.0)
+        assert result["ranking_loss"] == pytest.approx(skm.label_ranking_loss(y[1:], scores[1:]))
