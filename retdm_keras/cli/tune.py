@@ -32,6 +32,7 @@ from retdm_keras.cli._training import (
     _reject_written,
     _train_data,
 )
+from retdm_keras.metrics import METRIC_NAMES
 from retdm_keras.recipes import TrainingSpec
 
 # Kept here rather than imported with retdm_keras.tuning (which loads KerasTuner) so that
@@ -42,21 +43,7 @@ TUNER_PROJECT = "search"
 DEFAULT_MAX_TRIALS = 10
 TRAINING_LOGS = ("loss", "cls_loss", "metric_loss", "rec_loss", "mAP", "O-F1")
 """What every training epoch logs; with ``val_`` the validation data's values."""
-OBJECTIVE_BASES = (
-    *TRAINING_LOGS[:4],
-    "C-P",
-    "C-R",
-    "C-F1",
-    "O-P",
-    "O-R",
-    "O-F1",
-    "hamming_loss",
-    "ranking_loss",
-    "one_error",
-    "coverage",
-    "average_precision",
-    "mAP",
-)
+OBJECTIVE_BASES = (*TRAINING_LOGS[:4], *METRIC_NAMES)
 """What ``--objective`` accepts after ``val_``: the losses and ``metrics.METRIC_NAMES``."""
 
 
