@@ -43,6 +43,31 @@ def _run_config(args: argparse.Namespace) -> dict[str, Any]:
     return {k: v for k, v in vars(args).items() if k not in ("func", "written")}
 
 
+def _write_run_config(args: argparse.Namespace, path: str, data: Any, weights: Any) -> None:
+    """Write the options plus what the data and weights turned out to be."""
+    config = _run_config(args)
+    config.update(weights_used=weights, label_names=data.label_names, sizes=data.sizes)
+    if data.input_dim is not None:
+        config["input_dim"] = data.input_dim
+    write_json(path, config)
+
+
+def _reject_arff_only_options(args: argparse.Namespace) -> None:
+    """Options that only mean something with ``--arff-train`` are an error without it."""
+    given = [
+        opt
+        for opt, value in (
+            ("--arff-test", args.arff_test),
+            ("--labels-xml", args.labels_xml),
+            ("--num-labels", args.num_labels),
+            ("--val-fraction", args.val_fraction),
+        )
+        if value is not None
+    ]
+    if given:
+        raise CLIError(f"{', '.join(given)} only apply with --arff-train")
+
+
 def _first_line(err: BaseException) -> str:
     text = getattr(err, "message", None) or str(err) or type(err).__name__
     return text.strip().splitlines()[0] if text.strip() else type(err).__name__

@@ -21,6 +21,7 @@ from retdm_keras.cli._common import (
     _check_val_fraction,
     _first_line,
     _is_download_failure,
+    _reject_arff_only_options,
     _require_file,
 )
 from retdm_keras.recipes import ModelSpec, TrainingSpec
@@ -148,18 +149,7 @@ def _train_data(
         raise CLIError(
             f"{command} needs --data-dir and --labels, --arff-train for ARFF, or --recipe"
         )
-    arff_only = [
-        opt
-        for opt, value in (
-            ("--arff-test", args.arff_test),
-            ("--labels-xml", args.labels_xml),
-            ("--num-labels", args.num_labels),
-            ("--val-fraction", args.val_fraction),
-        )
-        if value is not None
-    ]
-    if arff_only:
-        raise CLIError(f"{', '.join(arff_only)} only apply with --arff-train")
+    _reject_arff_only_options(args)
     return _image_train_data(args)
 
 

@@ -13,6 +13,7 @@ from retdm_keras.cli._common import (
     CLIError,
     _check_val_fraction,
     _DefaultsFormatter,
+    _reject_arff_only_options,
     _require_file,
     _save_model,
     _scores,
@@ -98,18 +99,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if image_mode:
         if args.data_dir is None or args.labels is None or args.split_json is None:
             raise CLIError("calibrate needs --data-dir, --labels and --split-json (the val split)")
-        arff_only = [
-            opt
-            for opt, value in (
-                ("--arff-test", args.arff_test),
-                ("--labels-xml", args.labels_xml),
-                ("--num-labels", args.num_labels),
-                ("--val-fraction", args.val_fraction),
-            )
-            if value is not None
-        ]
-        if arff_only:
-            raise CLIError(f"{', '.join(arff_only)} only apply with --arff-train")
+        _reject_arff_only_options(args)
     else:
         if args.val_fraction is None:
             raise CLIError(

@@ -16,9 +16,9 @@ from retdm_keras.cli._common import (
     _DefaultsFormatter,
     _evaluate_model,
     _print_metrics,
-    _run_config,
     _save_model,
     _scores,
+    _write_run_config,
     write_json,
 )
 from retdm_keras.cli._training import (
@@ -105,11 +105,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"backbone {model.backbone}"
     )
 
-    config = _run_config(args)
-    config.update(weights_used=weights_used, label_names=data.label_names, sizes=data.sizes)
-    if data.input_dim is not None:
-        config["input_dim"] = data.input_dim
-    write_json(os.path.join(args.out, "train_config.json"), config)
+    _write_run_config(args, os.path.join(args.out, "train_config.json"), data, weights_used)
 
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         # model.fit is broken under MultiWorkerMirroredStrategy in Keras 3: custom loop.

@@ -15,7 +15,7 @@ from retdm_keras.cli._common import (
     CLIError,
     _DefaultsFormatter,
     _require_file,
-    _run_config,
+    _write_run_config,
     write_json,
 )
 from retdm_keras.cli._training import (
@@ -205,11 +205,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         f"{PROG}: {len(data.label_names)} labels; samples: {_describe_sizes(data.sizes)}; "
         f"backbone {kwargs['backbone']}; {args.tuner} search on {args.objective}"
     )
-    config = _run_config(args)
-    config.update(weights_used=weights, label_names=data.label_names, sizes=data.sizes)
-    if data.input_dim is not None:
-        config["input_dim"] = data.input_dim
-    write_json(os.path.join(args.out, "tune_config.json"), config)
+    _write_run_config(args, os.path.join(args.out, "tune_config.json"), data, weights)
 
     tuner.search(verbose=args.verbose)
 
