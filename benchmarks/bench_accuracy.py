@@ -36,6 +36,12 @@ METHODS = ("linear_probe", "bce", "retdm_one_way", "retdm", "retdm_no_rec", "c2a
 SELECT_BY = ("average_precision", "mAP")  # validation criterion, then tie-break
 
 
+def _convergence(runs, seed: int, lam: float, mu: float) -> dict:
+    """Loss terms per epoch of one RETDM run across its three stages (for the plot)."""
+    history = {**runs.stage1(seed)["history"], **runs.retdm(seed, lam, mu, 1.0)["history"]}
+    return {"seed": seed, "lam": lam, "mu": mu, "stages": history}
+
+
 def _score(metrics: dict) -> tuple[float, ...]:
     return tuple(metrics[k] for k in SELECT_BY)
 
@@ -339,12 +345,7 @@ def run_miml(settings, seeds, data: Path) -> dict:
     grid, (lam, mu) = choose_lam_mu(runs, first, settings.grid_lams, settings.grid_mus)
     log(f"  chosen on val: lam={lam}, mu={mu}")
     methods.update(fine_tuned_methods(runs, seeds, lam, mu))
-    convergence = {
-        "seed": first,
-        "lam": lam,
-        "mu": mu,
-        "stages": {**runs.stage1(first)["history"], **runs.retdm(first, lam, mu, 1.0)["history"]},
-    }
+    convergence = _convergence(runs, first, lam, mu)
     return {
         "dataset": "MIML scene images (Zhang & Zhou), canonical split",
         "sizes": {"train": len(train_files), "val": len(val_files), "test": len(test_files)},
@@ -416,12 +417,7 @@ def run_mulan(settings, seeds, data: Path) -> dict:
     lam, mu = settings.mulan_lam, settings.mulan_mu
     methods.update(fine_tuned_methods(runs, seeds, lam, mu))
     first = seeds[0]
-    convergence = {
-        "seed": first,
-        "lam": lam,
-        "mu": mu,
-        "stages": {**runs.stage1(first)["history"], **runs.retdm(first, lam, mu, 1.0)["history"]},
-    }
+    convergence = _convergence(runs, first, lam, mu)
     return {
         "dataset": "MULAN scene features (Boutell et al. 2004), scene-train / scene-test",
         "sizes": {"train": len(x_train), "val": len(x_val), "test": len(x_test)},
