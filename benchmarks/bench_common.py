@@ -13,9 +13,12 @@ from pathlib import Path
 import numpy as np
 
 from retdm_keras.metrics import METRIC_NAMES
+from retdm_keras.recipes import load_recipe
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
+# the MULAN section trains exactly what `retdm-keras train --recipe` trains
+MULAN_RECIPE = load_recipe(REPO / "recipes" / "scene-features.yaml")
 # the paper's 11 metrics: everything `evaluate` returns except mAP
 PAPER_METRICS = tuple(name for name in METRIC_NAMES if name != "mAP")
 
@@ -40,12 +43,12 @@ class Settings:
     c2ae_epochs: int = 100
     mlknn_k: int = 10
     mlknn_s: float = 1.0
-    # --- MULAN scene features, "mlp" backbone (recipes/scene-features.yaml) ---
-    mulan_epochs: tuple[int, int, int] = (30, 10, 30)
-    mulan_learning_rates: tuple[float, float, float] = (0.05, 0.01, 0.005)
-    mulan_lam: float = 0.1
-    mulan_mu: float = 0.1
-    mulan_val_fraction: float = 0.1
+    # --- MULAN scene features, "mlp" backbone: read from recipes/scene-features.yaml ---
+    mulan_epochs: tuple[int, int, int] = MULAN_RECIPE.training.epochs
+    mulan_learning_rates: tuple[float, float, float] = MULAN_RECIPE.training.learning_rates
+    mulan_lam: float = MULAN_RECIPE.model.lam
+    mulan_mu: float = MULAN_RECIPE.model.mu
+    mulan_val_fraction: float = MULAN_RECIPE.data.get("val_fraction", 0.1)
     # --- cost ---
     cost_image_size: int = 224
     step_batch: int = 32

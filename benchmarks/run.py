@@ -9,12 +9,13 @@ Sections (``--only``; default all):
 * ``mulan`` — the same table for the MULAN scene features with the ``"mlp"`` backbone.
 * ``cost``  — train-step time ratios, LabelNeighbors build time / peak memory, inference
   throughput / peak memory, Keras vs ONNX Runtime vs TFLite latency.
-* ``accuracy`` = ``miml`` + ``mulan``; ``summary`` only redraws the plots and ``summary.md``
+* ``accuracy`` = ``miml`` + ``mulan``; ``summary`` only redraws the plots and the summary
   from the JSON files already in ``--out``.
 
 Outputs in ``--out`` (default ``benchmarks/results``): ``{miml,mulan,cost,meta}_<mode>.json``,
-``{convergence,sensitivity,latency}_<mode>.png`` and ``summary.md`` (of the mode just run),
-where ``<mode>`` is ``quick`` or ``full``, so a quick run never overwrites full results.
+``{convergence,sensitivity,latency}_<mode>.png`` and ``summary_<mode>.md``, where ``<mode>`` is
+``quick`` or ``full``, so a quick run never overwrites full results. A full run (into the
+default ``--out``) also rewrites the generated "Benchmark" block of ``README.md``.
 
 Run from the repository root, one heavy run at a time on a shared machine::
 
@@ -101,7 +102,7 @@ def main(argv=None) -> int:
 
     # Keras is imported only now, after KERAS_HOME points at the offline weights.
     import bench_plots
-    from bench_report import write_summary
+    from bench_report import update_readme, write_summary
 
     args.out.mkdir(parents=True, exist_ok=True)
     meta_path = result_path(args.out, "meta", mode)
@@ -144,6 +145,10 @@ def main(argv=None) -> int:
     if cost:
         bench_plots.latency(cost, result_path(args.out, "latency", mode, ".png"), mode)
     summary = write_summary(args.out, mode, settings.to_dict())
+    if mode == "full" and args.out.resolve() == RESULTS.resolve():
+        readme = HERE.parent / "README.md"
+        if update_readme(readme, args.out, mode):
+            log(f"README results block rewritten from {args.out}/*_{mode}.json")
     log(f"total {(time.time() - started) / 60:.1f} min; summary: {summary}")
     return 0
 
