@@ -377,7 +377,7 @@ def _cost_lines(cost: dict) -> list[str]:
         f"{cost['step_time']['batch_size']}): RETDM with the memory bank "
         f"{configs['retdm_memory_bank']['ratio_to_bce']:.2f}× the BCE step"
         + (
-            f"; with `neighbor_images=\"exact\"` {configs['retdm_exact']['ratio_to_bce']:.1f}×."
+            f'; with `neighbor_images="exact"` {configs["retdm_exact"]["ratio_to_bce"]:.1f}×.'
             if "retdm_exact" in configs
             else "."
         )
