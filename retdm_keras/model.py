@@ -14,9 +14,6 @@ the three-stage schedule.
 
 from __future__ import annotations
 
-import warnings
-from dataclasses import dataclass
-
 import keras
 import numpy as np
 import tensorflow as tf
@@ -30,26 +27,10 @@ from retdm_keras.losses import (
     reconstruction_loss,
     two_way_metric_loss,
 )
-from retdm_keras.memory_bank import MemoryBank
-from retdm_keras.neighbors import LabelNeighbors
+from retdm_keras.training_set import TrainingSet, as_dataset, declared_batch_size
 
 STAGES = ("classifier", "metric", "joint")
 NEIGHBOR_IMAGES = ("memory_bank", "exact")
-
-
-@dataclass
-class _TrainingSet:
-    """Everything the training step needs about the training set (not saved with the model)."""
-
-    neighbors: LabelNeighbors
-    bank: MemoryBank
-    set_index: tf.Tensor
-    unique_sets: tf.Tensor
-    neighbor_sets: tf.Tensor
-    neighbor_mask: tf.Tensor
-    member_offsets: tf.Tensor
-    member_indices: tf.Tensor
-    inputs: tf.Tensor | None  # training inputs by index, for neighbor_images="exact"
 
 
 @keras.saving.register_keras_serializable(package="retdm_keras")
@@ -189,7 +170,7 @@ class RETDM(keras.Model):
         self.cls_loss_tracker = keras.metrics.Mean(name="cls_loss")
         self.metric_loss_tracker = keras.metrics.Mean(name="metric_loss")
         self.rec_loss_tracker = keras.metrics.Mean(name="rec_loss")
-        self._training_set: _TrainingSet | None = None
+        self._training_set: TrainingSet | None = None
         self.stage = "joint"
         self.build(self.input_shape_without_batch)
 
@@ -329,7 +310,7 @@ class RETDM(keras.Model):
 
     # ------------------------------------------------------------------ training set
     @property
-    def training_set(self) -> _TrainingSet | None:
+    def training_set(self) -> TrainingSet | None:
         """The attached training-set state (neighbour index, memory bank), or None."""
         return self._training_set
 
@@ -352,7 +333,7 @@ class RETDM(keras.Model):
             ValueError: no batches, no sample index, indices that are not ``0..N-1``, or
                 labels whose width differs from ``num_labels``.
         """
-        dataset = _as_dataset(data, labels, batch_size)
+        dataset = as_dataset(data, labels, batch_size)
         indices, ys, embeddings, inputs = [], [], [], []
         keep_inputs = self.neighbor_images == "exact"
         for batch in dataset:
@@ -370,77 +351,21 @@ class RETDM(keras.Model):
             embeddings.append(self._metric_space(u))
             if keep_inputs:
                 inputs.append(np.asarray(features))
-        declared_batch = _declared_batch_size(data)
-        if not indices:
-            hint = ""
-            if declared_batch is not None:
-                hint = (
-                    f" (batch size {declared_batch}: with drop_remainder=True a batch size "
-                    "larger than the data set leaves no batch)"
-                )
-            raise ValueError(f"the training data is empty{hint}")
-        index = np.concatenate(indices).astype(np.int64)
-        num_samples = int(index.max()) + 1
-        if index.min() < 0 or len(np.unique(index)) != len(index) or len(index) != num_samples:
-            raise ValueError(
-                f"sample indices must be 0..N-1, each exactly once per pass; got {len(index)} "
-                f"samples with {len(np.unique(index))} distinct indices in "
-                f"[{index.min()}, {index.max()}]"
-            )
-        y_batches = np.concatenate(ys)
-        if y_batches.ndim != 2 or y_batches.shape[1] != self.num_labels:
-            raise ValueError(
-                f"labels have shape {y_batches.shape[1:]} per sample, but the model has "
-                f"num_labels={self.num_labels}"
-            )
-        y_all = np.zeros((num_samples, self.num_labels), np.float32)
-        y_all[index] = y_batches
-        neighbors = LabelNeighbors(y_all, self.num_neighbors)
-        if neighbors.num_sets == 1:
-            warnings.warn(
-                "the training set has a single distinct label set: no neighbour label sets "
-                "exist, so the metric loss is 0 (masked)",
-                stacklevel=2,
-            )
-        never = np.flatnonzero(~(y_all > 0.5).any(axis=0))
-        if never.size:
-            names = self.label_names or [str(j) for j in range(self.num_labels)]
-            shown = ", ".join(repr(names[j]) for j in never[:20])
-            warnings.warn(
-                f"{never.size} of {self.num_labels} label(s) are never positive in the "
-                f"training set ({num_samples} samples): {shown}"
-                f"{', ...' if never.size > 20 else ''}; the classifier only sees them as "
-                "negatives",
-                stacklevel=2,
-            )
-        if declared_batch is not None and declared_batch > num_samples:
-            warnings.warn(
-                f"batch size {declared_batch} is larger than the training set "
-                f"({num_samples} samples): one step per epoch, each over the whole set",
-                stacklevel=2,
-            )
-        bank = MemoryBank(num_samples, self.embed_dim)
-        bank.update(index, tf.concat(embeddings, axis=0))
-        stored_inputs = None
-        if keep_inputs:
-            all_inputs = np.concatenate(inputs)
-            stored = np.zeros((num_samples, *all_inputs.shape[1:]), all_inputs.dtype)
-            stored[index] = all_inputs
-            stored_inputs = tf.constant(stored)
-        self._training_set = _TrainingSet(
-            neighbors=neighbors,
-            bank=bank,
-            set_index=tf.constant(neighbors.set_index),
-            unique_sets=tf.constant(neighbors.unique_sets),
-            neighbor_sets=tf.constant(neighbors.neighbor_sets),
-            neighbor_mask=tf.constant(neighbors.neighbor_mask),
-            member_offsets=tf.constant(neighbors.member_offsets),
-            member_indices=tf.constant(neighbors.member_indices),
-            inputs=stored_inputs,
+        self._training_set = TrainingSet.from_pass(
+            indices,
+            ys,
+            embeddings,
+            inputs if keep_inputs else None,
+            num_labels=self.num_labels,
+            num_neighbors=self.num_neighbors,
+            embed_dim=self.embed_dim,
+            label_names=self.label_names,
+            declared_batch=declared_batch_size(data),
         )
         self.train_function = self.test_function = None
+        neighbors = self._training_set.neighbors
         if verbose:
-            print(f"prepared {neighbors!r}; memory bank {num_samples}×{self.embed_dim}")
+            print(f"prepared {neighbors!r}; memory bank {neighbors.num_samples}×{self.embed_dim}")
         return neighbors
 
     def fit(self, x=None, y=None, batch_size=None, **kwargs):
@@ -452,44 +377,10 @@ class RETDM(keras.Model):
         return super().fit(x, y, batch_size=batch_size, **kwargs)
 
     # ------------------------------------------------------------------ the losses
-    def _neighbours(self, y, index):
-        """Neighbour set ids ``(B, K)`` and mask ``(B, K)`` of a batch.
-
-        Training samples look theirs up in the precomputed index; samples without an index
-        (validation) are matched against the training label sets on the fly.
-        """
-        ts = self._training_set
-        if index is not None:
-            sets = tf.gather(ts.set_index, index)
-            return tf.gather(ts.neighbor_sets, sets), tf.gather(ts.neighbor_mask, sets)
-        unique_sets = ts.unique_sets
-        num_sets = ts.neighbors.num_sets
-        k_real = min(self.num_neighbors, num_sets)
-        y = tf.cast(y > 0.5, tf.float32)
-        hamming = (
-            tf.reduce_sum(y, axis=1, keepdims=True)
-            + tf.reduce_sum(unique_sets, axis=1)[None, :]
-            - 2.0 * tf.matmul(y, unique_sets, transpose_b=True)
-        )
-        hamming = tf.cast(tf.round(hamming), tf.float64)
-        key = hamming * num_sets + tf.range(num_sets, dtype=tf.float64)[None, :]
-        excluded = tf.constant(np.finfo(np.float64).max, tf.float64)
-        key = tf.where(hamming == 0.0, excluded, key)  # never the sample's own set
-        neg_key, ids = tf.math.top_k(-key, k=k_real)
-        mask = tf.cast(-neg_key < excluded, tf.float32)
-        pad = self.num_neighbors - k_real
-        ids = tf.pad(ids, [[0, 0], [0, pad]])
-        mask = tf.pad(mask, [[0, 0], [0, pad]])
-        return ids, mask
-
     def _neighbour_images(self, set_ids, training):
         """Embeddings ``u_jk`` of one random training image carrying each neighbour set."""
         ts = self._training_set
-        starts = tf.gather(ts.member_offsets, set_ids)
-        counts = tf.gather(ts.member_offsets, set_ids + 1) - starts
-        draw = tf.random.uniform(tf.shape(set_ids), dtype=tf.float64)
-        offsets = tf.minimum(tf.cast(draw * tf.cast(counts, tf.float64), tf.int64), counts - 1)
-        members = tf.gather(ts.member_indices, starts + offsets)
+        members = ts.draw_members(set_ids)
         if self.neighbor_images == "memory_bank":
             return ts.bank.gather(members)
         images = tf.gather(ts.inputs, tf.reshape(members, (-1,)))
@@ -525,7 +416,9 @@ class RETDM(keras.Model):
             v = self.label_embedder(y)
             rec_loss = ops.mean(reconstruction_loss(y, f32(self.reconstruction_head(v))))
             if self._training_set is not None:
-                set_ids, mask = self._neighbours(y, index if training else None)
+                set_ids, mask = self._training_set.neighbours(
+                    y, index if training else None, self.num_neighbors
+                )
                 nbr_labels = tf.gather(self._training_set.unique_sets, set_ids)
                 nbr_label_emb = self._metric_space(f32(self.label_embedder(nbr_labels)))
                 nbr_image_emb = self._neighbour_images(set_ids, training)
@@ -632,32 +525,3 @@ class RETDM(keras.Model):
             "thresholds": self.thresholds,
             "top_k": self.top_k,
         }
-
-
-def _declared_batch_size(data) -> int | None:
-    """The batch size of a batched ``tf.data.Dataset`` (its last ``batch`` step), else None.
-
-    Array inputs give None: ``prepare_training``'s own ``batch_size`` only batches the
-    memory-bank pass, it says nothing about the training batches.
-    """
-    if not isinstance(data, tf.data.Dataset):
-        return None
-    node = data
-    for _ in range(64):  # walk map/prefetch/... back to the batch step
-        size = getattr(node, "_batch_size", None)
-        if size is not None:
-            value = tf.get_static_value(size)
-            return None if value is None or int(value) < 1 else int(value)
-        node = getattr(node, "_input_dataset", None)
-        if node is None:
-            return None
-    return None
-
-
-def _as_dataset(data, labels, batch_size: int):
-    """A ``tf.data.Dataset`` of ``(x, y)`` from a dataset or from arrays."""
-    if isinstance(data, tf.data.Dataset):
-        return data
-    if labels is None:
-        raise ValueError("pass labels with array inputs, or a dataset of (x, y) batches")
-    return tf.data.Dataset.from_tensor_slices((data, labels)).batch(batch_size)
