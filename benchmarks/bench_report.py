@@ -352,9 +352,8 @@ def write_summary(out: Path, mode: str, settings: dict) -> Path:
             "",
             "`python benchmarks/run.py` (no `--quick`): 160 px and the demo schedule "
             "(4 + 1 + 2 epochs) on MIML, a 4 × 3 λ × μ grid (μ = 0 included), 100-epoch "
-            "baselines, the recipe schedule (30 + 10 + 30) on MULAN, cost at 224 px with more "
-            "repeats, and LabelNeighbors measured at 1,000,000 × 80 (child process, "
-            "40-minute limit; extrapolated if it does not finish).",
+            "baselines, the recipe schedule (30 + 10 + 30) on MULAN, and cost at 224 px with "
+            "more repeats.",
             "",
         ]
     path = result_path(out, "summary", mode, ".md")
