@@ -31,6 +31,7 @@ from bench_common import aggregate, history_lists, log
 from retdm_keras import RETDM, fit_stages
 from retdm_keras.baselines import MLkNN, fit_c2ae, fit_linear_probe
 from retdm_keras.metrics import evaluate
+from retdm_keras.thresholds import calibrate
 
 METHODS = ("linear_probe", "bce", "retdm_one_way", "retdm", "retdm_no_rec", "c2ae", "mlknn")
 SELECT_BY = ("average_precision", "mAP")  # validation criterion, then tie-break
@@ -44,6 +45,20 @@ def _convergence(runs, seed: int, lam: float, mu: float) -> dict:
 
 def _score(metrics: dict) -> tuple[float, ...]:
     return tuple(metrics[k] for k in SELECT_BY)
+
+
+def score(y_val, p_val, y_test, p_test) -> dict:
+    """Val and test metrics at 0.5, and test metrics at per-class thresholds chosen on val.
+
+    ``test_calibrated`` is what ``retdm-keras calibrate --method per_class_f1`` gives a user:
+    each label's F1-best threshold on the validation split, applied to the test split.
+    """
+    thresholds = calibrate(y_val, p_val, "per_class_f1")
+    return {
+        "val": evaluate(y_val, p_val),
+        "test": evaluate(y_test, p_test),
+        "test_calibrated": evaluate(y_test, p_test, threshold=list(thresholds.values)),
+    }
 
 
 # ----------------------------------------------------------------------------- fine-tuning
@@ -98,11 +113,10 @@ class StagedRuns:
         return self._stage1[seed]
 
     def _finish(self, model: RETDM, started: float, histories) -> dict:
-        val = evaluate(self.y_val, model.predict(self.val_data, verbose=0))
-        test = evaluate(self.y_test, model.predict(self.test_data, verbose=0))
+        p_val = model.predict(self.val_data, verbose=0)
+        p_test = model.predict(self.test_data, verbose=0)
         return {
-            "val": val,
-            "test": test,
+            **score(self.y_val, p_val, self.y_test, p_test),
             "history": history_lists(histories),
             "seconds": time.time() - started,
         }
@@ -180,11 +194,14 @@ def fine_tuned_methods(runs: StagedRuns, seeds, lam: float, mu: float) -> dict[s
         "retdm_one_way": lambda s: runs.retdm(s, lam, mu, 0.0),
         "retdm_no_rec": lambda s: runs.retdm(s, lam, 0.0, 1.0),
     }
-    collected: dict[str, dict] = {name: {"runs": [], "val": [], "seconds": []} for name in plan}
+    collected: dict[str, dict] = {
+        name: {"runs": [], "runs_calibrated": [], "val": [], "seconds": []} for name in plan
+    }
     for seed in seeds:
         for name, run_of in plan.items():
             run = run_of(seed)
             collected[name]["runs"].append(run["test"])
+            collected[name]["runs_calibrated"].append(run["test_calibrated"])
             collected[name]["val"].append(run["val"])
             collected[name]["seconds"].append(run["seconds"] + runs.stage1(seed)["seconds"])
     params = {
@@ -223,13 +240,17 @@ def feature_baselines(settings, seeds, x_train, y_train, x_val, y_val, x_test, y
             selection.append({param: value, "val": val})
             models[value] = model
         chosen = max(selection, key=lambda s: _score(s["val"]))[param]
-        entry = {"runs": [], "val": [], "seconds": [], "params": {param: chosen}}
-        entry["selection"] = selection
+        entry = {"runs": [], "runs_calibrated": [], "val": [], "seconds": []}
+        entry.update(params={param: chosen}, selection=selection)
         for seed in seeds:
             t0 = time.time()
             model = models[chosen] if seed == first else fit(chosen, seed)
-            entry["runs"].append(evaluate(y_test, model.predict(x_test, verbose=0)))
-            entry["val"].append(evaluate(y_val, model.predict(x_val, verbose=0)))
+            scores = score(
+                y_val, model.predict(x_val, verbose=0), y_test, model.predict(x_test, verbose=0)
+            )
+            entry["runs"].append(scores["test"])
+            entry["runs_calibrated"].append(scores["test_calibrated"])
+            entry["val"].append(scores["val"])
             entry["seconds"].append(time.time() - t0)
         keras.backend.clear_session()
         log(f"  {name}: {param}={chosen} chosen on val; {time.time() - started:.0f} s")
@@ -237,12 +258,12 @@ def feature_baselines(settings, seeds, x_train, y_train, x_val, y_val, x_test, y
 
     started = time.time()
     knn = MLkNN(k=settings.mlknn_k, s=settings.mlknn_s).fit(x_train, y_train)
-    test = evaluate(y_test, knn.predict_proba(x_test))
-    val = evaluate(y_val, knn.predict_proba(x_val))
+    scores = score(y_val, knn.predict_proba(x_val), y_test, knn.predict_proba(x_test))
     seconds = time.time() - started
     out["mlknn"] = {
-        "runs": [test] * len(seeds),  # deterministic: identical for every seed
-        "val": [val] * len(seeds),
+        "runs": [scores["test"]] * len(seeds),  # deterministic: identical for every seed
+        "runs_calibrated": [scores["test_calibrated"]] * len(seeds),
+        "val": [scores["val"]] * len(seeds),
         "seconds": [seconds] * len(seeds),
         "params": {"k": settings.mlknn_k, "s": settings.mlknn_s},
         "deterministic": True,
@@ -254,6 +275,7 @@ def feature_baselines(settings, seeds, x_train, y_train, x_val, y_val, x_test, y
 def summarise(methods: dict[str, dict]) -> dict[str, dict]:
     for entry in methods.values():
         entry["test"] = aggregate(entry["runs"])
+        entry["test_calibrated"] = aggregate(entry["runs_calibrated"])
         entry["val_mean"] = aggregate(entry["val"])
     return {name: methods[name] for name in METHODS if name in methods}
 
