@@ -66,7 +66,7 @@ class LabelNeighbors:
         member_indices: ``(N,)`` int32 sample indices grouped by set.
     """
 
-    def __init__(self, labels, num_neighbors: int = 10, max_block_elements: int = 1 << 24):
+    def __init__(self, labels, num_neighbors: int = 10, max_block_elements: int = 1 << 22):
         labels = np.asarray(labels)
         if labels.ndim != 2:
             raise ValueError(
