@@ -20,6 +20,11 @@ Second way (label set → images)::
     d'k  = d(v_i, u_jk)
     L2_i = -log( e^{-d0} / (e^{-d0} + Σ_k m_ik e^{-d'k}) ) + Σ_k m_ik max(0, margin + d0 - d'k)
 
+When the neighbour images ``u_jk`` carry no gradient (they come from the memory bank, see
+``retdm_keras.memory_bank``), the second way's ``d0`` is computed from ``stop_gradient(u_i)``
+(``image_gradient_in_second_way=False``): the second way then shapes the label embedding
+``v_i`` only, and ``f`` learns from the first way and ``L_cls``. Its value is unchanged.
+
 Together::
 
     L_metric = mean_i (L1_i + alpha * L2_i)
@@ -83,6 +88,7 @@ def two_way_metric_loss(
     margin: float = 0.0,
     alpha: float = 1.0,
     distance: str = "sqeuclidean",
+    image_gradient_in_second_way: bool = True,
 ):
     """Per-sample two-way metric loss ``L1_i + alpha * L2_i``.
 
@@ -95,6 +101,12 @@ def two_way_metric_loss(
         margin: hinge margin.
         alpha: weight of the second way (0 gives the one-way ablation).
         distance: ``"sqeuclidean"`` (default) or ``"euclidean"``.
+        image_gradient_in_second_way: False stops the gradient of ``L2_i`` into ``u_i``
+            (same value). ``RETDM`` passes False when ``nbr_image_emb`` comes from the memory
+            bank: with its ``u_jk`` frozen, ``L2_i`` can only be lowered through ``u_i``, and
+            because ``f`` is shared that moves every image at once, the ``u_jk`` included, so
+            the loss measured after the bank catches up goes *up* (MULAN scene, joint stage:
+            3.5 → 4.9 with the gradient, 4.3 → 4.0 without; see ``docs/method.md``).
 
     Returns:
         ``(B,)`` per-sample losses; ``mean`` of it is ``L_metric``.
@@ -113,8 +125,11 @@ def two_way_metric_loss(
     d0 = pairwise_distance(u, v, distance)  # d(u_i, v_i)
     dk = pairwise_distance(u[:, None, :], nbr_label_emb, distance)  # d(u_i, g(y_k))
     dk_prime = pairwise_distance(v[:, None, :], nbr_image_emb, distance)  # d(v_i, u_jk)
+    d0_second = (
+        d0 if image_gradient_in_second_way else pairwise_distance(ops.stop_gradient(u), v, distance)
+    )
     l1 = one_way_loss(d0, dk, mask, margin)
-    l2 = one_way_loss(d0, dk_prime, mask, margin)
+    l2 = one_way_loss(d0_second, dk_prime, mask, margin)
     return l1 + alpha * l2
 
 

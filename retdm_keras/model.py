@@ -432,6 +432,8 @@ class RETDM(keras.Model):
                         margin=self.margin,
                         alpha=self.alpha,
                         distance=self.distance,
+                        # bank images carry no gradient: way 2 then trains the label side only
+                        image_gradient_in_second_way=self.neighbor_images == "exact",
                     )
                 )
         return ops.sigmoid(logits), u_metric, index, cls_loss, metric_loss, rec_loss

@@ -109,3 +109,42 @@ def test_unknown_distance_is_an_error():
     u, v, nl, ni, mask = random_case(0)
     with pytest.raises(ValueError, match="distance"):
         two_way_metric_loss(u, v, nl, ni, mask, distance="cosine")
+
+
+def _numeric_gradient(fn, x, eps=1e-5):
+    """Central differences of the scalar ``fn`` at ``x`` (float64)."""
+    grad = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        step = np.zeros_like(x)
+        step[i] = eps
+        grad[i] = (fn(x + step) - fn(x - step)) / (2 * eps)
+    return grad
+
+
+@pytest.mark.parametrize("margin", [0.0, 0.5])
+def test_second_way_without_image_gradient(margin):
+    """Same value; u's gradient is the first way's only; v's is the full two-way one."""
+    u, v, nl, ni, mask = random_case(3)
+    u_t, v_t = tf.Variable(u), tf.Variable(v)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(
+            two_way_metric_loss(
+                u_t, v_t, nl, ni, mask, margin=margin, image_gradient_in_second_way=False
+            )
+        )
+    grad_u, grad_v = (g.numpy() for g in tape.gradient(loss, [u_t, v_t]))
+
+    def total(u_, v_, alpha):
+        return float(np.sum(reference_two_way(u_, v_, nl, ni, mask, margin, alpha, "sqeuclidean")))
+
+    np.testing.assert_allclose(float(loss), total(u, v, 1.0), rtol=1e-9)
+    first_way_only = _numeric_gradient(lambda x: total(x, v, 0.0), u)
+    np.testing.assert_allclose(grad_u, first_way_only, rtol=1e-4, atol=1e-6)
+    both_ways = _numeric_gradient(lambda x: total(u, x, 1.0), v)
+    np.testing.assert_allclose(grad_v, both_ways, rtol=1e-4, atol=1e-6)
+    # and with the gradient kept, u's gradient includes the second way
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(two_way_metric_loss(u_t, v_t, nl, ni, mask, margin=margin))
+    full_u = _numeric_gradient(lambda x: total(x, v, 1.0), u)
+    np.testing.assert_allclose(tape.gradient(loss, u_t).numpy(), full_u, rtol=1e-4, atol=1e-6)
+    assert not np.allclose(full_u, first_way_only)

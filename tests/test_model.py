@@ -86,6 +86,32 @@ def test_metric_loss_gradient_reaches_f_and_g_in_joint_stage_only_g_in_metric_st
             assert f_vars == []  # frozen: f has no trainable weights in the metric stage
 
 
+@pytest.mark.parametrize("neighbor_images", ["memory_bank", "exact"])
+def test_second_way_moves_f_only_with_exact_neighbour_images(neighbor_images):
+    """With bank images (no gradient) the second way trains g only; with exact images, f too."""
+    model = tiny_model(neighbor_images=neighbor_images)
+    x, y = tiny_data()
+    model.prepare_training(as_dataset(x, y))
+    model.set_stage("joint")
+    f_vars = model.image_embedder.trainable_weights
+    g_vars = model.label_embedder.trainable_weights
+
+    def gradients(alpha):
+        model.alpha = alpha
+        keras.utils.set_random_seed(1)  # the same neighbour images for both alphas
+        with tf.GradientTape() as tape:
+            _, _, _, _, metric_loss, _ = model._compute_losses(x, y, training=True)
+        grads = tape.gradient(metric_loss, f_vars + g_vars)
+        return [g.numpy() for g in grads[: len(f_vars)]], [g.numpy() for g in grads[len(f_vars) :]]
+
+    f_two_way, g_two_way = gradients(1.0)
+    f_one_way, g_one_way = gradients(0.0)
+    same_f = all(np.allclose(a, b, atol=1e-7) for a, b in zip(f_two_way, f_one_way, strict=True))
+    assert same_f == (neighbor_images == "memory_bank")
+    # the second way always trains the label embedder
+    assert not all(np.allclose(a, b) for a, b in zip(g_two_way, g_one_way, strict=True))
+
+
 @pytest.mark.parametrize("embedding_norm", [None, 2.0])
 def test_logged_losses_follow_the_documented_formula(embedding_norm):
     model = tiny_model(
