@@ -121,11 +121,6 @@ class TrainingSet:
             inputs=stored_inputs,
         )
 
-    @property
-    def num_samples(self) -> int:
-        """Number of training samples ``N``."""
-        return self.neighbors.num_samples
-
     def neighbours(self, y, index, num_neighbors: int) -> tuple[tf.Tensor, tf.Tensor]:
         """Neighbour set ids ``(B, K)`` and mask ``(B, K)`` of a batch.
 
