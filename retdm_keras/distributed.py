@@ -114,7 +114,11 @@ def fit_stages_multiworker(
     distributed = strategy.experimental_distribute_dataset(distribute_by_data(train_data))
     chief = is_chief(strategy)
     history: dict[str, list[dict[str, float]]] = {}
+    if model.needs_adaptation:  # "mlp": feature standardisation from the training features
+        model.adapt(bank_data if bank_data is not None else train_data)
     for stage, stage_epochs, learning_rate in stage_schedule(epochs, learning_rates):
+        if not model.stage_trains(stage):
+            continue
         begin_stage(
             model,
             stage,

@@ -13,12 +13,16 @@ Symbols (the same in the code below):
 One way (image → label sets)::
 
     d0   = d(u_i, v_i)            dk = d(u_i, g(y_k))
-    L1_i = -log( e^{-d0} / (e^{-d0} + Σ_k m_ik e^{-dk}) ) + Σ_k m_ik max(0, margin + d0 - dk)
+    L1_i = -log( e^{-d0} / (e^{-d0} + Σ_k m_ik e^{-dk}) ) + H_k m_ik max(0, margin + d0 - dk)
 
 Second way (label set → images)::
 
     d'k  = d(v_i, u_jk)
-    L2_i = -log( e^{-d0} / (e^{-d0} + Σ_k m_ik e^{-d'k}) ) + Σ_k m_ik max(0, margin + d0 - d'k)
+    L2_i = -log( e^{-d0} / (e^{-d0} + Σ_k m_ik e^{-d'k}) ) + H_k m_ik max(0, margin + d0 - d'k)
+
+``H_k`` is the mean over the real neighbours (``hinge_reduction="mean"``, the default: a sum
+rewards collapsing all embeddings onto one point, where every hinge is 0) or the sum
+``Σ_k`` (``"sum"``, the adopted formula).
 
 When the neighbour images ``u_jk`` carry no gradient (they come from the memory bank, see
 ``retdm_keras.memory_bank``), the second way's ``d0`` is computed from ``stop_gradient(u_i)``
@@ -56,7 +60,10 @@ def pairwise_distance(a, b, distance: str = "sqeuclidean"):
     return ops.sqrt(ops.maximum(sq, 1e-12))
 
 
-def one_way_loss(d0, dk, mask, margin: float = 0.0):
+HINGE_REDUCTIONS = ("mean", "sum")
+
+
+def one_way_loss(d0, dk, mask, margin: float = 0.0, hinge_reduction: str = "mean"):
     """``-log softmax`` of the own pair against masked neighbours, plus the hinge.
 
     Args:
@@ -64,10 +71,16 @@ def one_way_loss(d0, dk, mask, margin: float = 0.0):
         dk: ``(B, K)`` distances of the negative pairs.
         mask: ``(B, K)`` 1 for real neighbours, 0 for padding.
         margin: hinge margin.
+        hinge_reduction: ``"mean"`` (default) averages the hinge over the real neighbours,
+            ``"sum"`` adds it up (``Σ_k``, the adopted formula).
 
     Returns:
         ``(B,)`` per-sample loss.
     """
+    if hinge_reduction not in HINGE_REDUCTIONS:
+        raise ValueError(
+            f"hinge_reduction must be one of {HINGE_REDUCTIONS}, got {hinge_reduction!r}"
+        )
     mask = ops.cast(mask, d0.dtype)
     logits_pos = -d0[:, None]  # (B, 1)
     # Padding gets -inf-like logits so e^{logit} = 0 in the denominator.
@@ -76,6 +89,8 @@ def one_way_loss(d0, dk, mask, margin: float = 0.0):
     logits = ops.concatenate([logits_pos, logits_neg], axis=1)
     softmax_term = ops.logsumexp(logits, axis=1) - logits_pos[:, 0]
     hinge_term = ops.sum(mask * ops.relu(margin + d0[:, None] - dk), axis=1)
+    if hinge_reduction == "mean":
+        hinge_term = hinge_term / ops.maximum(ops.sum(mask, axis=1), 1.0)
     return softmax_term + hinge_term
 
 
@@ -89,6 +104,7 @@ def two_way_metric_loss(
     alpha: float = 1.0,
     distance: str = "sqeuclidean",
     image_gradient_in_second_way: bool = True,
+    hinge_reduction: str = "mean",
 ):
     """Per-sample two-way metric loss ``L1_i + alpha * L2_i``.
 
@@ -107,6 +123,8 @@ def two_way_metric_loss(
             because ``f`` is shared that moves every image at once, the ``u_jk`` included, so
             the loss measured after the bank catches up goes *up* (MULAN scene, joint stage:
             3.5 → 4.9 with the gradient, 4.3 → 4.0 without; see ``docs/method.md``).
+        hinge_reduction: ``"mean"`` (default) or ``"sum"`` over the neighbours, see
+            :func:`one_way_loss`.
 
     Returns:
         ``(B,)`` per-sample losses; ``mean`` of it is ``L_metric``.
@@ -128,8 +146,8 @@ def two_way_metric_loss(
     d0_second = (
         d0 if image_gradient_in_second_way else pairwise_distance(ops.stop_gradient(u), v, distance)
     )
-    l1 = one_way_loss(d0, dk, mask, margin)
-    l2 = one_way_loss(d0_second, dk_prime, mask, margin)
+    l1 = one_way_loss(d0, dk, mask, margin, hinge_reduction)
+    l2 = one_way_loss(d0_second, dk_prime, mask, margin, hinge_reduction)
     return l1 + alpha * l2
 
 

@@ -23,6 +23,7 @@ from retdm_keras.embedders import ImageEmbedder, LabelEmbedder
 from retdm_keras.heads import ClassificationHead, ReconstructionHead
 from retdm_keras.losses import (
     DISTANCES,
+    HINGE_REDUCTIONS,
     classification_loss,
     reconstruction_loss,
     two_way_metric_loss,
@@ -31,6 +32,19 @@ from retdm_keras.training_set import TrainingSet, as_dataset, declared_batch_siz
 
 STAGES = ("classifier", "metric", "joint")
 NEIGHBOR_IMAGES = ("memory_bank", "exact")
+TIE_BREAKS = ("random", "set_order")
+
+
+class _RedrawTies(keras.callbacks.Callback):
+    """Before every epoch, a new random order for neighbour-distance ties."""
+
+    def __init__(self, training_set: TrainingSet):
+        super().__init__()
+        self.training_set = training_set
+
+    def on_epoch_begin(self, epoch, logs=None):
+        # drawn from numpy's global generator, so keras.utils.set_random_seed fixes it
+        self.training_set.redraw_ties(np.random.randint(2**31))
 
 
 @keras.saving.register_keras_serializable(package="retdm_keras")
@@ -46,7 +60,12 @@ class RETDM(keras.Model):
         lam: weight ``λ`` of the metric loss.
         mu: weight ``μ`` of the reconstruction loss.
         alpha: weight of the second (label → image) way; 0 is the one-way ablation.
-        margin: hinge margin of the metric loss.
+        margin: hinge margin of the metric loss, in unit-sphere distance units when
+            ``embedding_norm`` is set (see ``metric_margin``).
+        hinge_reduction: ``"mean"`` (default) or ``"sum"`` of the hinge over the neighbours.
+        tie_break: which of several equally near label sets become neighbours:
+            ``"random"`` (default; redrawn every epoch, so negatives spread over all of
+            them) or ``"set_order"`` (always the lexicographically first ones).
         distance: ``"sqeuclidean"`` or ``"euclidean"``.
         embedding_norm: the metric loss sees ``embedding_norm · u/‖u‖`` and
             ``embedding_norm · v/‖v‖`` (distances bounded by ``4·embedding_norm²``, default 2).
@@ -54,6 +73,10 @@ class RETDM(keras.Model):
             training with a pretrained backbone diverged to NaN in our runs.
         neighbor_images: where ``u_jk`` comes from: ``"memory_bank"`` (default, cheap) or
             ``"exact"`` (forward the neighbour images through ``f`` every step).
+        decouple_label_rate: the label side (``g``, reconstruction head) descends
+            ``L_metric + (μ/λ)·L_rec`` at the optimiser's full rate instead of
+            ``λ·L_metric + μ·L_rec`` (default True; False is the paper's single objective,
+            where a small λ also slows ``g`` down by λ). ``f`` always gets ``λ·L_metric``.
         weights: backbone weights, ``"imagenet"``, ``None`` or a file path.
         backbone_width: MobileNet width multiplier (``alpha`` in ``keras.applications``).
         input_dim: feature size for the ``"mlp"`` backbone.
@@ -61,6 +84,10 @@ class RETDM(keras.Model):
         dropout: dropout before the image projection.
         freeze_batchnorm: keep the backbone's BatchNormalization statistics frozen (default:
             True with pretrained ``weights``, False from scratch).
+        standardize: ``"mlp"`` only: standardise the input features inside the model with a
+            ``keras.layers.Normalization`` layer adapted on the training features
+            (``fit_stages`` calls :meth:`adapt`; default True). The statistics are saved
+            with the model, so ``predict`` takes raw features.
         label_names: optional names of the ``C`` labels, used by ``predict_labels``.
         thresholds: optional decision threshold, a float or ``C`` floats (default 0.5).
         top_k: predict the ``top_k`` highest labels per image instead of thresholding (used by
@@ -109,12 +136,16 @@ class RETDM(keras.Model):
         distance: str = "sqeuclidean",
         embedding_norm: float | None = 2.0,
         neighbor_images: str = "memory_bank",
+        decouple_label_rate: bool = True,
+        hinge_reduction: str = "mean",
+        tie_break: str = "random",
         weights: str | None = None,
         backbone_width: float | None = None,
         input_dim: int | None = None,
         label_hidden_units: int = 512,
         dropout: float = 0.0,
         freeze_batchnorm: bool | None = None,
+        standardize: bool = True,
         label_names: list[str] | None = None,
         thresholds: float | list[float] | None = None,
         top_k: int | None = None,
@@ -142,6 +173,15 @@ class RETDM(keras.Model):
         self.distance = distance
         self.embedding_norm = None if embedding_norm is None else float(embedding_norm)
         self.neighbor_images = neighbor_images
+        self.decouple_label_rate = bool(decouple_label_rate)
+        if hinge_reduction not in HINGE_REDUCTIONS:
+            raise ValueError(
+                f"hinge_reduction must be one of {HINGE_REDUCTIONS}, got {hinge_reduction!r}"
+            )
+        self.hinge_reduction = hinge_reduction
+        if tie_break not in TIE_BREAKS:
+            raise ValueError(f"tie_break must be one of {TIE_BREAKS}, got {tie_break!r}")
+        self.tie_break = tie_break
         self.label_hidden_units = int(label_hidden_units)
         self.label_names = list(label_names) if label_names is not None else None
         self.thresholds = self._check_thresholds(thresholds)
@@ -158,6 +198,7 @@ class RETDM(keras.Model):
             input_dim=input_dim,
             dropout=dropout,
             freeze_batchnorm=freeze_batchnorm,
+            standardize=standardize,
             name="image_embedder",
         )
         self.label_embedder = LabelEmbedder(
@@ -287,9 +328,29 @@ class RETDM(keras.Model):
         label_side = stage != "classifier"
         self.image_embedder.trainable = image_side
         self.classification_head.trainable = image_side
-        self.label_embedder.trainable = label_side
-        self.reconstruction_head.trainable = label_side
+        # A label-side part whose loss terms have weight 0 has nothing to learn (BCE: λ = μ = 0).
+        self.label_embedder.trainable = label_side and (self.lam > 0 or self.mu > 0)
+        self.reconstruction_head.trainable = label_side and self.mu > 0
         self.train_function = self.test_function = None
+
+    def stage_trains(self, stage: str) -> bool:
+        """Whether ``stage`` has anything to train: the ``"metric"`` stage needs λ or μ > 0."""
+        if stage not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
+        return stage != "metric" or self.lam > 0 or self.mu > 0
+
+    @property
+    def label_gradient_scale(self) -> float:
+        """Factor on the label side's gradients (``g`` and the reconstruction head).
+
+        With ``decouple_label_rate`` (the default) the label side descends
+        ``L_metric + (μ/λ)·L_rec`` — λ sets how hard the metric pulls on ``f``, not how fast
+        ``g`` learns (a small λ would otherwise shrink ``g``'s learning rate by λ). Without
+        it, or with λ = 0, the factor is 1 (the paper's single objective).
+        """
+        if self.decouple_label_rate and self.lam > 0:
+            return 1.0 / self.lam
+        return 1.0
 
     def compile(self, optimizer="rmsprop", *, jit_compile=False, **kwargs):
         """``keras.Model.compile``; the losses are built in, so ``loss`` is not accepted.
@@ -307,6 +368,32 @@ class RETDM(keras.Model):
         self.compile(**{k: v for k, v in config.items() if k != "loss"})
         if self.optimizer is not None and self.built:
             self.optimizer.build(self.trainable_variables)
+
+    @classmethod
+    def from_config(cls, config):
+        # Files saved before feature standardisation existed have no Normalization weights.
+        config = {"standardize": False, **config}
+        return cls(**config)
+
+    # ------------------------------------------------------------------ feature statistics
+    @property
+    def needs_adaptation(self) -> bool:
+        """True when the ``"mlp"`` feature standardisation has not been adapted yet."""
+        return self.image_embedder.needs_adaptation
+
+    def adapt(self, data, labels=None, batch_size: int = 256) -> None:
+        """Set the feature standardisation (``"mlp"`` backbone) from the training features.
+
+        ``data``: a ``tf.data.Dataset`` of ``(x, y)`` batches as used for training, a dict
+        with ``"features"``, or an ``(N, F)`` array. Does nothing for image backbones.
+        """
+        if not self.image_embedder.standardize:
+            return
+        if isinstance(data, tf.data.Dataset):
+            features = data.map(lambda x, *rest: self._inputs_of(x)[0])
+        else:
+            features = self._inputs_of(data)[0]
+        self.image_embedder.adapt(features)
 
     # ------------------------------------------------------------------ training set
     @property
@@ -361,6 +448,7 @@ class RETDM(keras.Model):
             embed_dim=self.embed_dim,
             label_names=self.label_names,
             declared_batch=declared_batch_size(data),
+            tie_break=np.random.randint(2**31) if self.tie_break == "random" else None,
         )
         self.train_function = self.test_function = None
         neighbors = self._training_set.neighbors
@@ -374,6 +462,9 @@ class RETDM(keras.Model):
             self.prepare_training(x, y, batch_size=batch_size or 32)
         if isinstance(x, tf.data.Dataset):
             kwargs.setdefault("shuffle", False)  # a dataset shuffles itself
+        if self.stage != "classifier" and self.tie_break == "random" and self.lam > 0:
+            callbacks = list(kwargs.get("callbacks") or [])
+            kwargs["callbacks"] = [_RedrawTies(self._training_set), *callbacks]
         return super().fit(x, y, batch_size=batch_size, **kwargs)
 
     # ------------------------------------------------------------------ the losses
@@ -386,6 +477,18 @@ class RETDM(keras.Model):
         images = tf.gather(ts.inputs, tf.reshape(members, (-1,)))
         u = self._metric_space(tf.cast(self.image_embedder(images, training=training), tf.float32))
         return tf.reshape(u, (tf.shape(set_ids)[0], tf.shape(set_ids)[1], self.embed_dim))
+
+    @property
+    def metric_margin(self) -> float:
+        """The hinge margin in the metric loss's distance units.
+
+        With ``embedding_norm = r`` the margin is given for the unit sphere, so it is scaled
+        by ``r²`` (squared Euclidean) or ``r`` (Euclidean); raw embeddings use it as is.
+        """
+        if self.embedding_norm is None:
+            return self.margin
+        r = self.embedding_norm
+        return self.margin * (r * r if self.distance == "sqeuclidean" else r)
 
     def _metric_space(self, embeddings):
         """Embeddings as the metric loss sees them: raw, or L2-normalised × ``embedding_norm``."""
@@ -412,10 +515,11 @@ class RETDM(keras.Model):
         zero = tf.zeros((), dtype=cls_loss.dtype)
         metric_loss = rec_loss = zero
         u_metric = self._metric_space(f32(u))
-        if self.stage != "classifier":
+        if self.stage != "classifier" and (self.lam > 0 or self.mu > 0):
             v = self.label_embedder(y)
-            rec_loss = ops.mean(reconstruction_loss(y, f32(self.reconstruction_head(v))))
-            if self._training_set is not None:
+            if self.mu > 0:
+                rec_loss = ops.mean(reconstruction_loss(y, f32(self.reconstruction_head(v))))
+            if self.lam > 0 and self._training_set is not None:
                 set_ids, mask = self._training_set.neighbours(
                     y, index if training else None, self.num_neighbors
                 )
@@ -429,11 +533,12 @@ class RETDM(keras.Model):
                         nbr_label_emb,
                         f32(nbr_image_emb),
                         f32(mask),
-                        margin=self.margin,
+                        margin=self.metric_margin,
                         alpha=self.alpha,
                         distance=self.distance,
                         # bank images carry no gradient: way 2 then trains the label side only
                         image_gradient_in_second_way=self.neighbor_images == "exact",
+                        hinge_reduction=self.hinge_reduction,
                     )
                 )
         return ops.sigmoid(logits), u_metric, index, cls_loss, metric_loss, rec_loss
@@ -457,10 +562,15 @@ class RETDM(keras.Model):
         return self.stage_logs()
 
     def stage_logs(self) -> dict:
-        """The current metric values, without the label-side terms in the classifier stage."""
+        """The current metric values, without the loss terms this stage does not train.
+
+        ``metric_loss`` is left out in the classifier stage and when λ = 0, ``rec_loss`` in
+        the classifier stage and when μ = 0 (a BCE run logs neither).
+        """
         logs = self.get_metrics_result()
-        if self.stage == "classifier":  # the label-side terms are not part of this stage
+        if self.stage == "classifier" or self.lam == 0:
             logs.pop("metric_loss", None)
+        if self.stage == "classifier" or self.mu == 0:
             logs.pop("rec_loss", None)
         return logs
 
@@ -483,8 +593,21 @@ class RETDM(keras.Model):
             scaled = self.optimizer.scale_loss(scaled)
         weights = self.trainable_weights
         gradients = tape.gradient(scaled, weights)
+        scale = self.label_gradient_scale
+        if self.stage != "classifier" and scale != 1.0:
+            label_side = {
+                id(w)
+                for part in (self.label_embedder, self.reconstruction_head)
+                for w in part.trainable_weights
+            }
+            gradients = [
+                g * scale if g is not None and id(w) in label_side else g
+                for g, w in zip(gradients, weights, strict=True)
+            ]
         self.optimizer.apply_gradients(zip(gradients, weights, strict=True))
-        if self.stage != "classifier" and index is not None:
+        # f is frozen in the metric stage: the bank's clean fill stays exact (an update
+        # would overwrite it with augmented, training-mode embeddings).
+        if self.stage == "joint" and index is not None and self.lam > 0:
             self._training_set.bank.update(index, u)
         return self._record(x, y, probabilities, total, cls_loss, metric_loss, rec_loss)
 
@@ -517,12 +640,16 @@ class RETDM(keras.Model):
             "distance": self.distance,
             "embedding_norm": self.embedding_norm,
             "neighbor_images": self.neighbor_images,
+            "decouple_label_rate": self.decouple_label_rate,
+            "hinge_reduction": self.hinge_reduction,
+            "tie_break": self.tie_break,
             "weights": None,  # the saved file carries the weights
             "backbone_width": embedder.width,
             "input_dim": embedder.input_dim,
             "label_hidden_units": self.label_hidden_units,
             "dropout": embedder.dropout_rate,
             "freeze_batchnorm": embedder.freeze_batchnorm,
+            "standardize": embedder.standardize,
             "label_names": self.label_names,
             "thresholds": self.thresholds,
             "top_k": self.top_k,

@@ -7,7 +7,10 @@ tens of thousands of sets), so the index works on the **unique** label sets:
 1. ``unique_sets`` (U, C): the distinct label sets, ordered lexicographically (so the index is
    the same for any order of the samples); ``set_index`` (N,) maps each sample to its set.
 2. For every unique set, its ``K`` nearest *other* unique sets by Hamming distance
-   ``h(a, b) = |a| + |b| - 2 a·b``. Ties are broken by the lower set index. Where fewer than
+   ``h(a, b) = |a| + |b| - 2 a·b``. Ties are broken by the lower set index, or — with
+   ``tie_break`` (a seed or generator) and :meth:`LabelNeighbors.redraw_ties` — by a random
+   order of the sets, so that negatives spread over all equally near sets instead of always
+   the first ones (``RETDM`` redraws them every epoch). Where fewer than
    ``K`` other sets exist, the rest are padding (index 0, distance -1, ``neighbor_mask == 0``).
    The search is exact, in two stages:
 
@@ -54,6 +57,8 @@ class LabelNeighbors:
         labels: ``(N, C)`` multi-hot training labels (anything > 0.5 counts as positive).
         num_neighbors: ``K``, neighbours per label set.
         max_block_elements: memory budget of one distance block (rows × U entries).
+        tie_break: ``None`` (default) breaks distance ties by set order; an ``int`` seed or a
+            ``numpy.random.Generator`` breaks them in a random order of the sets.
 
     Attributes:
         unique_sets: ``(U, C)`` float32 distinct label sets.
@@ -66,7 +71,13 @@ class LabelNeighbors:
         member_indices: ``(N,)`` int32 sample indices grouped by set.
     """
 
-    def __init__(self, labels, num_neighbors: int = 10, max_block_elements: int = 1 << 22):
+    def __init__(
+        self,
+        labels,
+        num_neighbors: int = 10,
+        max_block_elements: int = 1 << 22,
+        tie_break: int | np.random.Generator | None = None,
+    ):
         labels = np.asarray(labels)
         if labels.ndim != 2:
             raise ValueError(
@@ -78,6 +89,7 @@ class LabelNeighbors:
             raise ValueError(f"num_neighbors must be >= 1, got {num_neighbors}")
         self.num_neighbors = int(num_neighbors)
         self.num_labels = int(labels.shape[1])
+        self.max_block_elements = int(max_block_elements)
         binary = labels > 0.5
 
         # 1. Unique sets: pack each row into bytes so np.unique compares short byte strings.
@@ -92,9 +104,12 @@ class LabelNeighbors:
         del binary, packed, keys, first, inverse
 
         # 2. K nearest other sets (deletion variants, then dense blocks for what is left).
-        self.neighbor_sets, self.neighbor_distances = self._nearest_other_sets(
-            unique_bin, self.num_neighbors, max_block_elements, self.unique_sets
-        )
+        if tie_break is None:
+            self.neighbor_sets, self.neighbor_distances = self._nearest_other_sets(
+                unique_bin, self.num_neighbors, max_block_elements, self.unique_sets
+            )
+        else:
+            self.redraw_ties(tie_break)
         self.neighbor_mask = (self.neighbor_distances >= 0).astype(np.float32)
 
         # 3. Members of each set (CSR).
@@ -120,6 +135,28 @@ class LabelNeighbors:
             sets = unique_bin.astype(np.float32)
         _dense_search(sets, rest, k_real, max_block_elements, neighbors, distances)
         return neighbors, distances
+
+    def redraw_ties(self, rng: int | np.random.Generator | None = None) -> np.ndarray:
+        """Break distance ties in a new random order of the sets; returns ``neighbor_sets``.
+
+        The nearest distances are unchanged; among sets at the same distance as the ``K``-th
+        neighbour, a random subset is chosen instead of the lowest-numbered ones. The search
+        runs on the sets in a random order (its own rule, lowest index first, then picks a
+        random one) and maps the result back.
+        """
+        rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        order = rng.permutation(self.num_sets)
+        shuffled = self.unique_sets[order]
+        found, distances = self._nearest_other_sets(
+            shuffled > 0.5, self.num_neighbors, self.max_block_elements, shuffled
+        )
+        neighbors = np.zeros_like(found)
+        real = distances >= 0
+        neighbors[order] = np.where(real, order[found], 0)
+        self.neighbor_sets = neighbors.astype(np.int32)
+        self.neighbor_distances = np.empty_like(distances)
+        self.neighbor_distances[order] = distances
+        return self.neighbor_sets
 
     # ------------------------------------------------------------------ queries
     @property

@@ -30,6 +30,7 @@ Example:
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
 
 import keras
@@ -51,6 +52,15 @@ def default_metrics(num_labels: int) -> list[keras.metrics.Metric]:
     from retdm_keras.metrics import MeanAveragePrecision, OverallF1
 
     return [MeanAveragePrecision(num_labels), OverallF1()]
+
+
+def resolve_verbose(verbose: int | str) -> int:
+    """Keras verbosity: ``"auto"`` → 1 (progress bars) on a terminal, 2 (a line per epoch)
+    when stdout is a file or a pipe, where bars become carriage returns and colour codes."""
+    if verbose != "auto":
+        return int(verbose)
+    isatty = getattr(sys.stdout, "isatty", None)
+    return 1 if isatty is not None and isatty() else 2
 
 
 OptimizerFactory = Callable[[str, float], keras.optimizers.Optimizer]
@@ -140,7 +150,8 @@ def fit_stages(
         strategy: the ``tf.distribute`` strategy to train under. The model must have been
             built in its scope (its weights are mirrored at creation); by default the
             strategy the model was built under is used.
-        verbose: Keras verbosity.
+        verbose: Keras verbosity; ``"auto"`` (default) shows progress bars on a terminal and
+            one line per epoch otherwise (a log file, a pipe, CI).
 
     Returns:
         ``{stage: History}`` for the stages that ran in this call.
@@ -163,9 +174,16 @@ def fit_stages(
         if verbose:
             print(f"RETDM: resuming after stage {restored!r} (from {backup_dir})")
     initial_epoch = 0
+    verbose = resolve_verbose(verbose)
+    if model.needs_adaptation:  # "mlp": feature standardisation from the training features
+        model.adapt(bank_data if bank_data is not None else train_data)
     for stage, stage_epochs, learning_rate in stage_schedule(epochs, learning_rates):
         if stage in finished:
             initial_epoch += stage_epochs
+            continue
+        if not model.stage_trains(stage):
+            if verbose:
+                print(f"RETDM stage {stage!r}: skipped (λ = μ = 0, nothing to train)")
             continue
         begin_stage(
             model,

@@ -64,6 +64,7 @@ class TrainingSet:
         embed_dim: int,
         label_names: list[str] | None = None,
         declared_batch: int | None = None,
+        tie_break: int | np.random.Generator | None = None,
     ) -> TrainingSet:
         """Check one pass over the training data (per batch) and build the state from it.
 
@@ -98,7 +99,7 @@ class TrainingSet:
             )
         y_all = np.zeros((num_samples, num_labels), np.float32)
         y_all[index] = y_batches
-        neighbors = LabelNeighbors(y_all, num_neighbors)
+        neighbors = LabelNeighbors(y_all, num_neighbors, tie_break=tie_break)
         _warn_if_degenerate(neighbors, y_all, label_names, declared_batch)
 
         bank = MemoryBank(num_samples, embed_dim)
@@ -114,7 +115,10 @@ class TrainingSet:
             bank=bank,
             set_index=tf.constant(neighbors.set_index),
             unique_sets=tf.constant(neighbors.unique_sets),
-            neighbor_sets=tf.constant(neighbors.neighbor_sets),
+            # a variable: redraw_ties changes it between epochs without retracing the step
+            neighbor_sets=tf.Variable(
+                neighbors.neighbor_sets, trainable=False, name="neighbor_sets"
+            ),
             neighbor_mask=tf.constant(neighbors.neighbor_mask),
             member_offsets=tf.constant(neighbors.member_offsets),
             member_indices=tf.constant(neighbors.member_indices),
@@ -148,6 +152,10 @@ class TrainingSet:
         mask = tf.cast(-neg_key < excluded, tf.float32)
         pad = num_neighbors - k_real
         return tf.pad(ids, [[0, 0], [0, pad]]), tf.pad(mask, [[0, 0], [0, pad]])
+
+    def redraw_ties(self, rng: int | np.random.Generator | None = None) -> None:
+        """Break neighbour-distance ties in a new random order (see ``LabelNeighbors``)."""
+        self.neighbor_sets.assign(self.neighbors.redraw_ties(rng))
 
     def draw_members(self, set_ids) -> tf.Tensor:
         """One random training sample index carrying each set (same shape as ``set_ids``)."""

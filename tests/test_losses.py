@@ -28,9 +28,10 @@ def random_case(seed, batch=6, k=4, dim=5, scale=0.7):
 @pytest.mark.parametrize("margin", [0.0, 0.5])
 @pytest.mark.parametrize("alpha", [0.0, 1.0, 0.3])
 @pytest.mark.parametrize("distance", ["sqeuclidean", "euclidean"])
-def test_two_way_loss_matches_numpy(seed, margin, alpha, distance):
+@pytest.mark.parametrize("hinge_reduction", ["mean", "sum"])
+def test_two_way_loss_matches_numpy(seed, margin, alpha, distance, hinge_reduction):
     u, v, nl, ni, mask = random_case(seed)
-    expected = reference_two_way(u, v, nl, ni, mask, margin, alpha, distance)
+    expected = reference_two_way(u, v, nl, ni, mask, margin, alpha, distance, hinge_reduction)
     got = two_way_metric_loss(
         u.astype("float32"),
         v.astype("float32"),
@@ -40,6 +41,7 @@ def test_two_way_loss_matches_numpy(seed, margin, alpha, distance):
         margin=margin,
         alpha=alpha,
         distance=distance,
+        hinge_reduction=hinge_reduction,
     )
     np.testing.assert_allclose(np.asarray(got), expected, rtol=2e-5, atol=2e-5)
 

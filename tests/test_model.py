@@ -136,8 +136,10 @@ def test_logged_losses_follow_the_documented_formula(embedding_norm):
     nbr_label_emb = metric_space(model.label_embedder(nbr_labels.reshape(-1, NUM_LABELS)))
     nbr_label_emb = nbr_label_emb.reshape(10, 3, -1)
     member = index.member_indices[index.member_offsets[ids]]  # the only image of each set
+    # the margin is given on the unit sphere: r² in squared distances on a sphere of radius r
+    margin = 0.2 * (1.0 if embedding_norm is None else embedding_norm**2)
     expected_metric = reference_two_way(
-        u, v, nbr_label_emb, u[member], mask, margin=0.2, alpha=0.5, distance="sqeuclidean"
+        u, v, nbr_label_emb, u[member], mask, margin=margin, alpha=0.5, distance="sqeuclidean"
     ).mean()
     p = model.predict(x["images"], verbose=0).astype(np.float64)
     expected_cls = -(y * np.log(p) + (1 - y) * np.log(1 - p)).mean()
