@@ -1,13 +1,57 @@
-"""Shared test settings: quiet TensorFlow, locate the real data."""
+"""Shared test settings: quiet TensorFlow, locate the real data, Hypothesis profiles.
+
+Hypothesis profiles (chosen here, at import, so that every ``@settings(...)`` in the test
+modules, built when they are imported, inherits the profile's values):
+
+* ``ci``: derandomized (each property test runs the same examples on every run, derived
+  from the test itself), no example database, no deadline, ``print_blob=True``. Selected
+  when the environment variable ``CI`` is set (to anything but ``""``, ``0``, ``false``,
+  ``no`` or ``off``); CI runs with ``CI=true``.
+* ``dev``: Hypothesis' defaults, random exploration (new examples on each run, failures
+  replayed from the local ``.hypothesis`` database), ``print_blob=True``. The default.
+
+``HYPOTHESIS_PROFILE=<name>`` overrides the choice, as does pytest's
+``--hypothesis-profile``. A test's own ``@settings`` must not set ``derandomize``,
+``database`` or ``parent`` (``tests/test_hypothesis_profile.py`` checks).
+"""
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+
+_NOT_CI = {"", "0", "false", "no", "off"}
+# Hypothesis' own defaults, not whatever profile it auto-loaded at import (its built-in
+# "ci" one when it sees CI variables): the parent of both profiles below.
+_HYPOTHESIS_DEFAULTS = settings.get_profile("default")
+settings.register_profile(
+    "ci",
+    _HYPOTHESIS_DEFAULTS,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    print_blob=True,
+    max_examples=100,  # Hypothesis' default; the property tests set their own counts
+    suppress_health_check=[HealthCheck.too_slow],  # shared CI machines vary in speed
+)
+settings.register_profile("dev", _HYPOTHESIS_DEFAULTS, derandomize=False, print_blob=True)
+
+
+def hypothesis_profile(environ: Mapping[str, str]) -> str:
+    """The Hypothesis profile for an environment: ``HYPOTHESIS_PROFILE``, else ``ci``/``dev``."""
+    chosen = environ.get("HYPOTHESIS_PROFILE", "").strip()
+    if chosen:
+        return chosen
+    return "dev" if environ.get("CI", "").strip().lower() in _NOT_CI else "ci"
+
+
+settings.load_profile(hypothesis_profile(os.environ))
 
 
 def data_dir() -> Path:

@@ -35,6 +35,13 @@ Two CSV layouts are understood; the layout is detected from the header:
   neighbour search and metric loss treat it as such), and every file can also
   carry explicit all-zero rows in the one-hot layout, which are not reported.
 
+In both layouts the header is the first row that is not blank. A blank row
+(an empty line, or a row whose cells are all empty or whitespace, such as the
+``,,`` rows a spreadsheet leaves at the end of an export) is skipped wherever it
+is; it still counts for the line numbers. A row with any non-blank cell is a
+data row and is validated (an empty filename next to a non-empty cell is an
+error, not a skipped row).
+
 Row ``i`` of ``LabeledFiles.labels`` belongs to ``LabeledFiles.filenames[i]``;
 that row position is the sample ``index`` the tf.data pipelines emit.
 
@@ -210,11 +217,15 @@ def read_labels_csv(
             names outside it are an error. One-hot format: these columns are
             taken, in this order (missing ones are an error, others ignored).
 
+    The header is the first non-blank row; blank rows (all cells empty or
+    whitespace) are skipped anywhere, see the module docstring.
+
     Returns:
         A :class:`LabeledFiles` with rows in file order and ``csv_lines`` set.
 
     Raises:
-        ValueError: empty file or no data rows, missing/duplicate columns, a
+        ValueError: empty file or no data rows (the message names the header
+            line and the blank rows after it), missing/duplicate columns, a
             row with the wrong number of cells, an empty or duplicate filename,
             a one-hot cell that is not 0/1, an unknown label name, malformed CSV
             or text that is not UTF-8; with the file and, where it is about a
@@ -230,10 +241,16 @@ def read_labels_csv(
         header: list[str] | None = None
         header_line = 0
         rows: list[tuple[int, list[str]]] = []
+        blank_after_header: list[int] = []  # the first few, for the "no data rows" error
+        num_blank_after_header = 0
         try:
             for cells in reader:
                 if not any(c.strip() for c in cells):
-                    continue  # blank line
+                    if header is not None:
+                        num_blank_after_header += 1
+                        if len(blank_after_header) < 10:
+                            blank_after_header.append(reader.line_num)
+                    continue  # blank line or a row of blank cells
                 if header is None:
                     header = [c.strip() for c in cells]
                     header_line = reader.line_num
@@ -246,7 +263,15 @@ def read_labels_csv(
     if header is None:
         raise ValueError(f"{path}: empty file (no header row)")
     if not rows:
-        raise ValueError(f"{path}: no data rows after the header (line {header_line})")
+        skipped = ""
+        if num_blank_after_header:
+            shown = ", ".join(map(str, blank_after_header))
+            more = ", ..." if num_blank_after_header > len(blank_after_header) else ""
+            skipped = (
+                f"; the {num_blank_after_header} row(s) after it are blank (every cell "
+                f"empty or whitespace) and were skipped: line(s) {shown}{more}"
+            )
+        raise ValueError(f"{path}: no data rows after the header (line {header_line}){skipped}")
 
     seen_cols: dict[str, int] = {}
     for i, name in enumerate(header):
