@@ -56,7 +56,14 @@ Examples::
 Bad input (missing files, malformed annotations or recipes, mismatched labels, zoo hash or
 registry problems, ImageNet weights a recipe needs but cannot get) is reported as one line,
 ``retdm-keras: error: <message>``, with exit status 2; ``retdm-keras --debug ...`` shows the
-traceback instead. ``python -m retdm_keras.cli`` works as well.
+traceback instead. ``python -m retdm_keras.cli`` works as well (it loads TensorFlow at once;
+the ``retdm-keras`` script, ``retdm_keras_cli.main``, loads it only for the commands that
+need it, so ``--help``, ``zoo list`` and usage errors answer at once).
+
+TensorFlow's C++ start-up logs (oneDNN and CPU-feature notices, absl's banner) are hidden:
+``TF_CPP_MIN_LOG_LEVEL`` defaults to 2 (errors still show) and the lines TensorFlow prints
+while it loads are filtered at that level. ``--debug`` or ``RETDM_KERAS_TF_LOGS=1`` shows
+them all; a ``TF_CPP_MIN_LOG_LEVEL`` you set is kept.
 
 One module per command (``retdm_keras.cli.train``, ``.tune``, ``.evaluate``, ``.calibrate``,
 ``.predict``, ``.export``, ``.publish``, ``.zoo``), each with its ``add_parser`` and
@@ -67,7 +74,6 @@ One module per command (``retdm_keras.cli.train``, ``.tune``, ``.evaluate``, ``.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 
@@ -81,6 +87,7 @@ from retdm_keras.cli._common import (
     load_model,
     write_json,
 )
+from retdm_keras.cli._startup import import_tensorflow, tf_log_level
 from retdm_keras.cli._training import build_model
 from retdm_keras.cli.calibrate import CALIBRATION_METHODS, cmd_calibrate
 from retdm_keras.cli.evaluate import cmd_evaluate
@@ -91,7 +98,8 @@ from retdm_keras.cli.train import cmd_train
 from retdm_keras.cli.tune import OBJECTIVE_BASES, SEARCHABLE, TUNERS, cmd_tune
 from retdm_keras.cli.zoo import cmd_zoo_fetch, cmd_zoo_list
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Importing the command modules (and building the parser) loads neither TensorFlow nor Keras:
+# they import the library inside their cmd_* functions, after main has loaded it.
 
 __all__ = [
     "CALIBRATION_METHODS",
@@ -120,6 +128,9 @@ __all__ = [
 
 
 COMMANDS = ("train", "tune", "evaluate", "calibrate", "predict", "export", "publish", "zoo")
+
+_WITHOUT_TENSORFLOW = frozenset({cmd_zoo_list})
+"""The commands that run without loading TensorFlow (and the whole library)."""
 
 
 def build_parser(*, defaults: bool = True) -> argparse.ArgumentParser:
@@ -163,6 +174,17 @@ def _is_input_error(err: BaseException) -> bool:
     )
 
 
+def _load_library(*, debug: bool) -> None:
+    """Import TensorFlow (its start-up logs quiet unless ``debug``, see ``_startup``), then
+    the whole package, as a plain ``import retdm_keras`` does: the commands and the models
+    they load need its Keras classes registered, also when the ``retdm-keras`` script
+    imported the package lazily."""
+    import retdm_keras
+
+    import_tensorflow(tf_log_level(debug=debug))
+    retdm_keras._import_all()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -174,6 +196,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "recipe", None) is not None:  # which options a recipe may not replace
         args.written = _written_options(argv)
     try:
+        if args.func in _WITHOUT_TENSORFLOW:
+            tf_log_level(debug=args.debug)  # in case the command still imports it
+        else:
+            _load_library(debug=args.debug)
         return int(args.func(args))
     except KeyboardInterrupt:
         if args.debug:

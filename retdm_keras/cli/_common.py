@@ -167,8 +167,10 @@ def load_model(path: str) -> RETDM:
     """Load a saved ``RETDM`` (``.keras`` file) without its optimizer state."""
     import keras
 
-    import retdm_keras  # noqa: F401  (registers the serializable classes)
+    import retdm_keras
     from retdm_keras.model import RETDM
+
+    retdm_keras._import_all()  # registers the serializable classes (also in lazy mode)
 
     _require_file(path, "model file")
     model = keras.models.load_model(path, compile=False)

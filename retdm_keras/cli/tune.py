@@ -32,17 +32,32 @@ from retdm_keras.cli._training import (
     _reject_written,
     _train_data,
 )
-from retdm_keras.metrics import METRIC_NAMES
 from retdm_keras.recipes import TrainingSpec
 
-# Kept here rather than imported with retdm_keras.tuning (which loads KerasTuner) so that
-# building the parser stays light; the tests check SEARCHABLE against tuning.DEFAULT_CHOICES.
+# Kept here rather than imported with retdm_keras.tuning (which loads KerasTuner) and
+# retdm_keras.metrics (Keras) so that building the parser stays light; the tests check
+# SEARCHABLE against tuning.DEFAULT_CHOICES and METRIC_NAMES against metrics.METRIC_NAMES.
 TUNERS = ("random", "bayesian", "hyperband")
 SEARCHABLE = ("alpha", "margin", "num_neighbors", "embed_dim", "learning_rates")
 TUNER_PROJECT = "search"
 DEFAULT_MAX_TRIALS = 10
 TRAINING_LOGS = ("loss", "cls_loss", "metric_loss", "rec_loss", "mAP", "O-F1")
 """What every training epoch logs; with ``val_`` the validation data's values."""
+METRIC_NAMES = (
+    "C-P",
+    "C-R",
+    "C-F1",
+    "O-P",
+    "O-R",
+    "O-F1",
+    "hamming_loss",
+    "ranking_loss",
+    "one_error",
+    "coverage",
+    "average_precision",
+    "mAP",
+)
+"""``metrics.METRIC_NAMES``: the names of ``metrics.evaluate``'s results."""
 OBJECTIVE_BASES = (*TRAINING_LOGS[:4], *METRIC_NAMES)
 """What ``--objective`` accepts after ``val_``: the losses and ``metrics.METRIC_NAMES``."""
 
