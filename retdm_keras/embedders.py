@@ -339,11 +339,13 @@ class ImageEmbedder(layers.Layer):
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class LabelEmbedder(layers.Layer):
-    """``g``: multi-hot label vector → ``embed_dim`` embedding (Dense, ReLU, Dense).
+    """``g``: multi-hot label vector → ``embed_dim`` embedding (Dense, tanh, Dense).
 
     Args:
         embed_dim: size of the output embedding (shared with the image embedder).
         hidden_units: units of the first Dense layer (the paper: 512).
+        hidden_activation: activation of the first layer (default ``"tanh"``; files saved
+            before this option load with the ``"relu"`` they were trained with).
 
     Example:
 
@@ -353,11 +355,21 @@ class LabelEmbedder(layers.Layer):
     (3, 8)
     """
 
-    def __init__(self, embed_dim: int = 512, hidden_units: int = 512, **kwargs):
+    def __init__(
+        self,
+        embed_dim: int = 512,
+        hidden_units: int = 512,
+        hidden_activation: str = "tanh",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.embed_dim = int(embed_dim)
         self.hidden_units = int(hidden_units)
-        self.hidden = layers.Dense(self.hidden_units, activation="relu", name="hidden")
+        self.hidden_activation = hidden_activation
+        # tanh (ours): zero-mean hidden units, so label sets that share no label start
+        # near-orthogonal; ReLU's positive mean gives every pair a common part (cosine ≈ 0.38
+        # between disjoint sets, 0.52 on average over the sets of 1-3 of 6 labels).
+        self.hidden = layers.Dense(self.hidden_units, activation=hidden_activation, name="hidden")
         # A small random output bias: with zero biases g(empty label set) is exactly 0, and
         # normalising that for the metric loss has no direction (gradients of ~1/eps, NaN).
         # Its norm (≈ 0.01·sqrt(embed_dim), 0.23 at 512) stays well below that of the
@@ -382,5 +394,14 @@ class LabelEmbedder(layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(embed_dim=self.embed_dim, hidden_units=self.hidden_units)
+        config.update(
+            embed_dim=self.embed_dim,
+            hidden_units=self.hidden_units,
+            hidden_activation=self.hidden_activation,
+        )
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        # saved before hidden_activation existed: those label embedders used ReLU
+        return cls(**{"hidden_activation": "relu", **config})

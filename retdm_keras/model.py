@@ -81,6 +81,8 @@ class RETDM(keras.Model):
         backbone_width: MobileNet width multiplier (``alpha`` in ``keras.applications``).
         input_dim: feature size for the ``"mlp"`` backbone.
         label_hidden_units: hidden units of the label embedder (the paper: 512).
+        label_activation: the label embedder's hidden activation (default ``"tanh"``, see
+            ``LabelEmbedder``).
         dropout: dropout before the image projection.
         freeze_batchnorm: keep the backbone's BatchNormalization statistics frozen (default:
             True with pretrained ``weights``, False from scratch).
@@ -143,6 +145,7 @@ class RETDM(keras.Model):
         backbone_width: float | None = None,
         input_dim: int | None = None,
         label_hidden_units: int = 512,
+        label_activation: str = "tanh",
         dropout: float = 0.0,
         freeze_batchnorm: bool | None = None,
         standardize: bool = True,
@@ -202,7 +205,10 @@ class RETDM(keras.Model):
             name="image_embedder",
         )
         self.label_embedder = LabelEmbedder(
-            embed_dim=embed_dim, hidden_units=label_hidden_units, name="label_embedder"
+            embed_dim=embed_dim,
+            hidden_units=label_hidden_units,
+            hidden_activation=label_activation,
+            name="label_embedder",
         )
         self.classification_head = ClassificationHead(num_labels, name="classification_head")
         self.reconstruction_head = ReconstructionHead(num_labels, name="reconstruction_head")
@@ -371,8 +377,8 @@ class RETDM(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        # Files saved before feature standardisation existed have no Normalization weights.
-        config = {"standardize": False, **config}
+        # Files saved before these options existed: no Normalization weights, ReLU in g.
+        config = {"standardize": False, "label_activation": "relu", **config}
         return cls(**config)
 
     # ------------------------------------------------------------------ feature statistics
@@ -647,6 +653,7 @@ class RETDM(keras.Model):
             "backbone_width": embedder.width,
             "input_dim": embedder.input_dim,
             "label_hidden_units": self.label_hidden_units,
+            "label_activation": self.label_embedder.hidden_activation,
             "dropout": embedder.dropout_rate,
             "freeze_batchnorm": embedder.freeze_batchnorm,
             "standardize": embedder.standardize,
