@@ -18,12 +18,12 @@ demo: $(STAMP)  ## train RETDM and a BCE baseline on MIML scene, print the test 
 	$(PY) examples/scene_demo.py
 
 test: $(STAMP)  ## the whole test suite (lint included)
-	$(VENV)/bin/ruff check retdm_keras tests examples benchmarks
+	$(VENV)/bin/ruff check retdm_keras retdm_keras_cli tests examples benchmarks
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check retdm_keras tests examples benchmarks
-	$(VENV)/bin/ruff format --check retdm_keras tests examples benchmarks
+	$(VENV)/bin/ruff check retdm_keras retdm_keras_cli tests examples benchmarks
+	$(VENV)/bin/ruff format --check retdm_keras retdm_keras_cli tests examples benchmarks
 
 bench: $(STAMP)  ## benchmarks -> benchmarks/results (full < 90 min; BENCH_ARGS=--quick ~12 min)
 	nice -n 10 $(PY) benchmarks/run.py $(BENCH_ARGS)

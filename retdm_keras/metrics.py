@@ -76,6 +76,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from retdm_keras.metric_names import METRIC_NAMES
+
 __all__ = [
     "LOWER_IS_BETTER",
     "METRIC_NAMES",
@@ -86,21 +88,6 @@ __all__ = [
     "per_label_average_precision",
 ]
 
-METRIC_NAMES: tuple[str, ...] = (
-    "C-P",
-    "C-R",
-    "C-F1",
-    "O-P",
-    "O-R",
-    "O-F1",
-    "hamming_loss",
-    "ranking_loss",
-    "one_error",
-    "coverage",
-    "average_precision",
-    "mAP",
-)
-"""The keys returned by :func:`evaluate`, in order."""
 
 LOWER_IS_BETTER: frozenset[str] = frozenset(
     {"hamming_loss", "ranking_loss", "one_error", "coverage"}

@@ -656,3 +656,12 @@ def test_train_refuses_to_overwrite_an_interrupted_run_without_resume(image_data
     assert cli.main([*args, "--resume"]) == 0  # an empty backup: starts from the beginning
     assert (out / "model.keras").is_file()
     assert not (out / "backup").exists()  # a finished run leaves nothing to resume
+
+
+def test_verbose_option_takes_auto_or_a_level():
+    parser = cli.build_parser()
+    base = ["train", "--data-dir", "d", "--labels", "l.csv"]
+    assert parser.parse_args(base).verbose == "auto"
+    assert parser.parse_args([*base, "--verbose", "2"]).verbose == 2
+    with pytest.raises(SystemExit):
+        parser.parse_args([*base, "--verbose", "3"])

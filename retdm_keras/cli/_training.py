@@ -339,4 +339,19 @@ def _add_fit_arguments(p: argparse.ArgumentParser) -> None:
     )
     fit.add_argument("--batch-size", type=int, default=TrainingSpec.batch_size)
     fit.add_argument("--seed", type=int, default=TrainingSpec.seed, help="random seed")
-    fit.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras verbosity")
+    fit.add_argument(
+        "--verbose",
+        type=_verbosity,
+        default="auto",
+        metavar="{auto,0,1,2}",
+        help="Keras verbosity: auto = progress bars on a terminal, one line per epoch otherwise",
+    )
+
+
+def _verbosity(text: str) -> int | str:
+    """``--verbose``: ``auto`` or 0, 1, 2."""
+    if text == "auto":
+        return "auto"
+    if text in ("0", "1", "2"):
+        return int(text)
+    raise argparse.ArgumentTypeError(f"expected auto, 0, 1 or 2, got {text!r}")

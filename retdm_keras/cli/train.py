@@ -86,7 +86,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     import tensorflow as tf
 
     from retdm_keras.distributed import fit_stages_multiworker, is_chief, make_strategy
-    from retdm_keras.training import fit_stages
+    from retdm_keras.training import fit_stages, resolve_verbose
 
     keras.utils.set_random_seed(args.seed)
     strategy = make_strategy(getattr(args, "strategy", "default"))
@@ -140,7 +140,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"{PROG}: saved {model_path}")
 
     if data.test is not None:
-        scores = _scores(model, data.test, verbose=args.verbose)
+        scores = _scores(model, data.test, verbose=resolve_verbose(args.verbose))
         results = _evaluate_model(model, data.test_labels, scores)
         _print_metrics(f"test ({len(data.test_labels)} samples):", results)
         write_json(os.path.join(args.out, "metrics.json"), results)

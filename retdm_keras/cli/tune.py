@@ -32,6 +32,7 @@ from retdm_keras.cli._training import (
     _reject_written,
     _train_data,
 )
+from retdm_keras.metric_names import METRIC_NAMES
 from retdm_keras.recipes import TrainingSpec
 
 # Kept here rather than imported with retdm_keras.tuning (which loads KerasTuner) and
@@ -43,21 +44,6 @@ TUNER_PROJECT = "search"
 DEFAULT_MAX_TRIALS = 10
 TRAINING_LOGS = ("loss", "cls_loss", "metric_loss", "rec_loss", "mAP", "O-F1")
 """What every training epoch logs; with ``val_`` the validation data's values."""
-METRIC_NAMES = (
-    "C-P",
-    "C-R",
-    "C-F1",
-    "O-P",
-    "O-R",
-    "O-F1",
-    "hamming_loss",
-    "ranking_loss",
-    "one_error",
-    "coverage",
-    "average_precision",
-    "mAP",
-)
-"""``metrics.METRIC_NAMES``: the names of ``metrics.evaluate``'s results."""
 OBJECTIVE_BASES = (*TRAINING_LOGS[:4], *METRIC_NAMES)
 """What ``--objective`` accepts after ``val_``: the losses and ``metrics.METRIC_NAMES``."""
 
@@ -222,7 +208,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
     )
     _write_run_config(args, os.path.join(args.out, "tune_config.json"), data, weights)
 
-    tuner.search(verbose=args.verbose)
+    from retdm_keras.training import resolve_verbose
+
+    tuner.search(verbose=resolve_verbose(args.verbose))
 
     best = best_recipe(tuner)
     saved = [os.path.join(args.out, "best_recipe.json")]
