@@ -312,7 +312,12 @@ class ImageEmbedder(layers.Layer):
     def call(self, inputs, training=None):
         x = self._preprocess(ops.cast(inputs, self.compute_dtype))
         if self.standardize:
-            x = self.normalization(x)
+            # From the layer's variables rather than its call(): call() reads tensors cached
+            # by finalize_state, which exporters (tf2onnx) see as extra graph inputs.
+            norm = self.normalization
+            mean = ops.cast(norm.adapt_mean, x.dtype)
+            std = ops.maximum(ops.sqrt(ops.cast(norm.adapt_variance, x.dtype)), 1e-7)
+            x = (x - mean) / std
         x = self.backbone(x, training=training)
         x = self.dropout(x, training=training)
         return self.projection(x)

@@ -660,7 +660,7 @@ def test_train_refuses_to_overwrite_an_interrupted_run_without_resume(image_data
 
 def test_verbose_option_takes_auto_or_a_level():
     parser = cli.build_parser()
-    base = ["train", "--data-dir", "d", "--labels", "l.csv"]
+    base = ["train", "--data-dir", "d", "--labels", "l.csv", "--out", "o"]
     assert parser.parse_args(base).verbose == "auto"
     assert parser.parse_args([*base, "--verbose", "2"]).verbose == 2
     with pytest.raises(SystemExit):
