@@ -309,7 +309,27 @@ class ImageEmbedder(layers.Layer):
         norm.adapt_variance.assign(np.where(constant, 1.0, variance).astype(variance.dtype))
         norm.finalize_state()
 
-    def call(self, inputs, training=None):
+    @property
+    def feature_dim(self) -> int:
+        """Size ``D`` of the pooled backbone output (the input of the projection)."""
+        return int(self.backbone.output.shape[-1])
+
+    def set_backbone_trainable(self, value: bool) -> None:
+        """Make the backbone (and only it) trainable or frozen.
+
+        Unlike setting ``backbone.trainable`` directly, this keeps the BatchNormalization
+        layers frozen when ``freeze_batchnorm`` is on.
+        """
+        self.backbone.trainable = bool(value)
+        self._freeze_batchnorm_layers()
+
+    def backbone_features(self, inputs, training=None):
+        """Pooled backbone features ``(B, D)`` of raw inputs: preprocessing, (feature
+        standardisation for ``"mlp"``), backbone and pooling — everything before the
+        dropout and the projection.
+
+        ``embed_backbone_features(backbone_features(x))`` is ``call(x)``.
+        """
         x = self._preprocess(ops.cast(inputs, self.compute_dtype))
         if self.standardize:
             # From the layer's variables rather than its call(): call() reads tensors cached
@@ -318,9 +338,18 @@ class ImageEmbedder(layers.Layer):
             mean = ops.cast(norm.adapt_mean, x.dtype)
             std = ops.maximum(ops.sqrt(ops.cast(norm.adapt_variance, x.dtype)), 1e-7)
             x = (x - mean) / std
-        x = self.backbone(x, training=training)
+        return self.backbone(x, training=training)
+
+    def embed_backbone_features(self, features, training=None):
+        """The embedding ``(B, embed_dim)`` of pooled backbone features ``(B, D)``: dropout,
+        then the projection (the part of ``f`` above :meth:`backbone_features`)."""
+        x = ops.cast(features, self.compute_dtype)
         x = self.dropout(x, training=training)
         return self.projection(x)
+
+    def call(self, inputs, training=None):
+        features = self.backbone_features(inputs, training=training)
+        return self.embed_backbone_features(features, training=training)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.embed_dim)

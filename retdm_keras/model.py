@@ -31,6 +31,10 @@ from retdm_keras.losses import (
 from retdm_keras.training_set import TrainingSet, as_dataset, declared_batch_size
 
 STAGES = ("classifier", "metric", "joint")
+# Keys of an input dict that hold what f embeds: raw images, feature vectors ("mlp"), or
+# pooled backbone features (frozen-backbone training, see retdm_keras.frozen_features).
+INPUT_KEYS = ("images", "features", "backbone_features")
+BACKBONE_FEATURES = "backbone_features"
 NEIGHBOR_IMAGES = ("memory_bank", "exact")
 TIE_BREAKS = ("random", "set_order")
 
@@ -97,7 +101,10 @@ class RETDM(keras.Model):
 
     Inputs are raw images, float pixels in ``[0, 255]`` of shape ``(B, H, W, 3)`` (feature
     vectors ``(B, F)`` for ``"mlp"``), or a dict ``{"images" | "features": ..., "index": ...}``
-    as produced by ``retdm_keras.data``; the output is label probabilities ``(B, C)``.
+    as produced by ``retdm_keras.data``; the output is label probabilities ``(B, C)``. A dict
+    with ``"backbone_features"`` ``(B, D)`` (pooled backbone outputs, see
+    ``ImageEmbedder.backbone_features``) skips the backbone: frozen-backbone training
+    (``fit_stages(..., freeze_backbone=True)``) learns from such batches.
 
     Examples:
 
@@ -218,6 +225,8 @@ class RETDM(keras.Model):
         self.metric_loss_tracker = keras.metrics.Mean(name="metric_loss")
         self.rec_loss_tracker = keras.metrics.Mean(name="rec_loss")
         self._training_set: TrainingSet | None = None
+        self._training_input_kind = "images"
+        self._freeze_backbone = False
         self.stage = "joint"
         self.build(self.input_shape_without_batch)
 
@@ -265,28 +274,48 @@ class RETDM(keras.Model):
             raise ValueError(f"top_k must be in 1..{self.num_labels} (num_labels), got {top_k}")
 
     @staticmethod
-    def _inputs_of(x):
-        """The image/feature tensor and the sample index (or None) of a batch."""
+    def _split_inputs(x):
+        """``(kind, tensor, index or None)`` of a batch; ``kind`` is one of ``INPUT_KEYS``."""
         if isinstance(x, dict):
-            for key in ("images", "features"):
+            for key in INPUT_KEYS:
                 if key in x:
-                    return x[key], x.get("index")
+                    return key, x[key], x.get("index")
             raise ValueError(
-                f"an input dict needs an 'images' or 'features' entry, got keys {sorted(x)}"
+                "an input dict needs an 'images', 'features' or 'backbone_features' entry, "
+                f"got keys {sorted(x)}"
             )
-        return x, None
+        return "images", x, None
+
+    @classmethod
+    def _inputs_of(cls, x):
+        """The image/feature tensor and the sample index (or None) of a batch."""
+        _, tensor, index = cls._split_inputs(x)
+        return tensor, index
+
+    def _embed(self, kind: str, tensor, training):
+        """``u = f(x)``; pooled backbone features (``kind="backbone_features"``) skip the
+        backbone."""
+        if kind == BACKBONE_FEATURES:
+            return self.image_embedder.embed_backbone_features(tensor, training=training)
+        return self.image_embedder(tensor, training=training)
 
     # ------------------------------------------------------------------ forward pass
     def call(self, inputs, training=None):
-        x, _ = self._inputs_of(inputs)
-        u = self.image_embedder(x, training=training)
+        kind, x, _ = self._split_inputs(inputs)
+        u = self._embed(kind, x, training)
         # float32 probabilities also under a mixed-precision policy
         return ops.cast(self.classification_head(u), "float32")
 
     def embed_images(self, inputs, training: bool = False):
         """``u = f(x)`` for a batch (array, tensor, or input dict)."""
-        x, _ = self._inputs_of(inputs)
-        return self.image_embedder(x, training=training)
+        kind, x, _ = self._split_inputs(inputs)
+        return self._embed(kind, x, training)
+
+    def backbone_features(self, images, training: bool = False):
+        """Pooled backbone features ``(B, D)`` of raw images (or an input dict): ``f`` up to,
+        but excluding, its dropout and projection (``ImageEmbedder.backbone_features``)."""
+        x, _ = self._inputs_of(images)
+        return self.image_embedder.backbone_features(x, training=training)
 
     def embed_labels(self, labels):
         """``v = g(y)`` for multi-hot labels ``(B, C)``."""
@@ -333,11 +362,36 @@ class RETDM(keras.Model):
         image_side = stage != "metric"
         label_side = stage != "classifier"
         self.image_embedder.trainable = image_side
+        # Explicitly: assigning an unchanged `trainable` is a no-op in Keras' TF backend, so
+        # image_embedder.trainable = True would not undo an earlier frozen backbone.
+        self.image_embedder.set_backbone_trainable(image_side and not self._freeze_backbone)
         self.classification_head.trainable = image_side
         # A label-side part whose loss terms have weight 0 has nothing to learn (BCE: λ = μ = 0).
         self.label_embedder.trainable = label_side and (self.lam > 0 or self.mu > 0)
         self.reconstruction_head.trainable = label_side and self.mu > 0
         self.train_function = self.test_function = None
+
+    @property
+    def freeze_backbone(self) -> bool:
+        """Frozen-backbone mode: :meth:`set_stage` keeps the backbone non-trainable in every
+        stage (the projection, the heads and the label side still train as usual).
+
+        ``fit_stages(..., freeze_backbone=True)`` sets it for its run and restores it after.
+        Setting it re-applies the current stage. Not saved with the model: it is a way of
+        training, not part of the network.
+        """
+        return self._freeze_backbone
+
+    @freeze_backbone.setter
+    def freeze_backbone(self, value: bool) -> None:
+        value = bool(value)
+        if value and self.backbone == "mlp":
+            raise ValueError(
+                "freeze_backbone needs an image backbone: the 'mlp' layers are the only part "
+                "of f that learns from feature vectors"
+            )
+        self._freeze_backbone = value
+        self.set_stage(self.stage)
 
     def stage_trains(self, stage: str) -> bool:
         """Whether ``stage`` has anything to train: the ``"metric"`` stage needs λ or μ > 0."""
@@ -429,9 +483,11 @@ class RETDM(keras.Model):
         dataset = as_dataset(data, labels, batch_size)
         indices, ys, embeddings, inputs = [], [], [], []
         keep_inputs = self.neighbor_images == "exact"
+        kinds = set()
         for batch in dataset:
             x, y = batch[0], batch[1]
-            features, index = self._inputs_of(x)
+            kind, features, index = self._split_inputs(x)
+            kinds.add(kind)
             if index is None:
                 raise ValueError(
                     "training data must carry a sample index: batches of "
@@ -440,10 +496,13 @@ class RETDM(keras.Model):
                 )
             indices.append(np.asarray(index))
             ys.append(np.asarray(y))
-            u = tf.cast(self.image_embedder(features, training=False), tf.float32)
+            u = tf.cast(self._embed(kind, features, training=False), tf.float32)
             embeddings.append(self._metric_space(u))
             if keep_inputs:
                 inputs.append(np.asarray(features))
+        if len(kinds) > 1:
+            raise ValueError(f"the training data mixes input kinds {sorted(kinds)}")
+        self._training_input_kind = kinds.pop() if kinds else "images"
         self._training_set = TrainingSet.from_pass(
             indices,
             ys,
@@ -481,7 +540,8 @@ class RETDM(keras.Model):
         if self.neighbor_images == "memory_bank":
             return ts.bank.gather(members)
         images = tf.gather(ts.inputs, tf.reshape(members, (-1,)))
-        u = self._metric_space(tf.cast(self.image_embedder(images, training=training), tf.float32))
+        u = self._embed(self._training_input_kind, images, training)
+        u = self._metric_space(tf.cast(u, tf.float32))
         return tf.reshape(u, (tf.shape(set_ids)[0], tf.shape(set_ids)[1], self.embed_dim))
 
     @property
@@ -509,13 +569,13 @@ class RETDM(keras.Model):
         The losses are computed in float32 whatever the layers' compute dtype (mixed
         precision runs the layers in float16/bfloat16).
         """
-        features, index = self._inputs_of(x)
+        kind, features, index = self._split_inputs(x)
         y = tf.cast(y, tf.float32)
 
         def f32(t):
             return tf.cast(t, tf.float32)
 
-        u = self.image_embedder(features, training=training)
+        u = self._embed(kind, features, training)
         logits = f32(self.classification_head.logits(u))
         cls_loss = ops.mean(classification_loss(y, logits))
         zero = tf.zeros((), dtype=cls_loss.dtype)
