@@ -30,10 +30,20 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
-__all__ = ["train_transform", "eval_transform", "DEFAULT_SCALES", "NUM_CROP_POSITIONS"]
+__all__ = [
+    "train_transform",
+    "eval_transform",
+    "DEFAULT_SCALES",
+    "NUM_CROP_POSITIONS",
+    "AUGMENTATION_ID",
+]
 
 DEFAULT_SCALES: tuple[float, ...] = (1.0, 0.875, 0.75, 0.66)
 NUM_CROP_POSITIONS = 5  # 4 corners + centre
+# Names the training augmentation as the image pipeline applies it (defaults of
+# train_transform); change it whenever train_transform's output changes, so that cached
+# frozen-backbone features of augmented views are rebuilt.
+AUGMENTATION_ID = "five_crop_multiscale_flip/v1/resize256/scales=1.0,0.875,0.75,0.66"
 
 ImageSize = int | Sequence[int]
 Seed = int | Sequence[int] | tf.Tensor | None

@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from retdm_keras.data.augment import eval_transform, train_transform
+from retdm_keras.data.augment import AUGMENTATION_ID, _as_hw, eval_transform, train_transform
 from retdm_keras.data.image_check import (
     BAD_IMAGE_ACTIONS,
     DEFAULT_MAX_IMAGE_PIXELS,
@@ -62,7 +62,12 @@ from retdm_keras.data.labels import (
     read_labels_csv,
 )
 
-__all__ = ["image_dataset", "from_folder", "decode_image_file"]
+__all__ = ["image_dataset", "from_folder", "decode_image_file", "SOURCE_ATTRIBUTE", "source_of"]
+
+SOURCE_ATTRIBUTE = "retdm_source"
+"""Attribute of the datasets :func:`image_dataset` returns: a dict describing what they read
+(``image_dir``, ``files``, ``image_size``, ``training``, ``shuffle``, ``seed``,
+``augmentation``). Frozen-backbone training keys its feature cache on it."""
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -213,7 +218,29 @@ def image_dataset(
 
     ds = ds.map(transform, num_parallel_calls=num_parallel_calls)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+    setattr(
+        ds,
+        SOURCE_ATTRIBUTE,
+        {
+            "image_dir": os.path.abspath(root),
+            "files": files,
+            "image_size": list(_as_hw(image_size)),
+            "batch_size": int(batch_size),
+            "drop_remainder": bool(drop_remainder),
+            "training": bool(training),
+            "shuffle": bool(shuffle),
+            "seed": seed,
+            "augmentation": AUGMENTATION_ID if training else "eval_transform",
+        },
+    )
     return (ds, files) if return_files else ds
+
+
+def source_of(dataset: Any) -> dict[str, Any] | None:
+    """What an :func:`image_dataset` dataset reads (see ``SOURCE_ATTRIBUTE``), or None for
+    any other dataset (including one transformed after it was built)."""
+    source = getattr(dataset, SOURCE_ATTRIBUTE, None)
+    return source if isinstance(source, dict) else None
 
 
 def _drop_missing(root: str, files: LabeledFiles) -> LabeledFiles:
