@@ -125,6 +125,9 @@ def fit_stages(
     backup_dir: str | os.PathLike[str] | None = None,
     strategy: tf.distribute.Strategy | None = None,
     verbose: int | str = "auto",
+    freeze_backbone: bool = False,
+    feature_views: int = 4,
+    feature_cache: str | os.PathLike[str] | bool | None = None,
 ) -> dict[str, keras.callbacks.History]:
     """Train ``model`` through the stages ``classifier → metric → joint``.
 
@@ -152,6 +155,17 @@ def fit_stages(
             strategy the model was built under is used.
         verbose: Keras verbosity; ``"auto"`` (default) shows progress bars on a terminal and
             one line per epoch otherwise (a log file, a pipe, CI).
+        freeze_backbone: frozen-backbone training: the pretrained CNN stays frozen in every
+            stage, and its pooled features are extracted once (``feature_views`` augmented
+            views of each training image, the plain view of the bank and validation data;
+            see ``retdm_keras.frozen_features``) instead of being recomputed every step. The
+            projection, the heads and the label side train through the same stages and
+            losses; the result predicts on raw images like any ``RETDM``. The backbone's
+            trainable state is restored afterwards.
+        feature_views: augmented views per training image (``freeze_backbone`` only); each
+            epoch draws one per image.
+        feature_cache: folder of the feature cache (default ``$KERAS_HOME/retdm_features``);
+            False extracts without caching.
 
     Returns:
         ``{stage: History}`` for the stages that ran in this call.
@@ -164,6 +178,88 @@ def fit_stages(
             "the model was built outside this strategy's scope: create it inside "
             "`with strategy.scope():` so its weights are mirrored, then call fit_stages"
         )
+    verbose = resolve_verbose(verbose)
+    if not freeze_backbone:
+        return _fit_stages(
+            model,
+            train_data,
+            val_data,
+            epochs,
+            learning_rates=learning_rates,
+            optimizer=optimizer,
+            metrics=metrics,
+            callbacks=callbacks,
+            bank_data=bank_data,
+            reduce_lr_patience=reduce_lr_patience,
+            backup_dir=backup_dir,
+            verbose=verbose,
+        )
+    from retdm_keras.frozen_features import prepare_frozen_data
+
+    stage_schedule(epochs, learning_rates)  # a bad schedule fails before the extraction
+    frozen = prepare_frozen_data(
+        model,
+        train_data,
+        val_data,
+        bank_data,
+        views=feature_views,
+        cache_dir=feature_cache,
+        verbose=verbose,
+    )
+    embedder = model.image_embedder
+    was_frozen, was_trainable = model.freeze_backbone, embedder.backbone.trainable
+    model.freeze_backbone = True
+    try:
+        return _fit_stages(
+            model,
+            frozen.train,
+            frozen.val,
+            epochs,
+            learning_rates=learning_rates,
+            optimizer=optimizer,
+            metrics=metrics,
+            callbacks=callbacks,
+            bank_data=frozen.bank,
+            reduce_lr_patience=reduce_lr_patience,
+            backup_dir=backup_dir,
+            verbose=verbose,
+        )
+    finally:
+        model.freeze_backbone = was_frozen
+        embedder.set_backbone_trainable(was_trainable)
+        model.train_function = model.test_function = model.predict_function = None
+        _fresh_optimizer(model, metrics or (lambda: default_metrics(model.num_labels)))
+
+
+def _fresh_optimizer(model: RETDM, metrics: Callable[[], list]) -> None:
+    """Re-compile with a fresh copy of the last optimiser, built on the weights trainable
+    now: the frozen run's optimiser knew no backbone weights, so a later ``fit`` (or a
+    saved file's optimiser) would not match the unfrozen model."""
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        return
+    with model.distribute_strategy.scope():
+        fresh = type(optimizer).from_config(optimizer.get_config())
+        model.compile(optimizer=fresh, metrics=metrics())
+        fresh.build(model.trainable_variables)
+
+
+def _fit_stages(
+    model: RETDM,
+    train_data: tf.data.Dataset,
+    val_data: tf.data.Dataset | None,
+    epochs: Sequence[int],
+    *,
+    learning_rates: Sequence[float],
+    optimizer: Callable[[str, float], keras.optimizers.Optimizer] | None,
+    metrics: Callable[[], list] | None,
+    callbacks: Sequence[keras.callbacks.Callback],
+    bank_data: tf.data.Dataset | None,
+    reduce_lr_patience: int,
+    backup_dir: str | os.PathLike[str] | None,
+    verbose: int,
+) -> dict[str, keras.callbacks.History]:
+    """The stage loop of :func:`fit_stages` (arguments checked, verbosity resolved)."""
     make_metrics = metrics or (lambda: default_metrics(model.num_labels))
     monitor = "val_loss" if val_data is not None else "loss"
     histories: dict[str, keras.callbacks.History] = {}
@@ -174,7 +270,6 @@ def fit_stages(
         if verbose:
             print(f"RETDM: resuming after stage {restored!r} (from {backup_dir})")
     initial_epoch = 0
-    verbose = resolve_verbose(verbose)
     if model.needs_adaptation:  # "mlp": feature standardisation from the training features
         model.adapt(bank_data if bank_data is not None else train_data)
     for stage, stage_epochs, learning_rate in stage_schedule(epochs, learning_rates):
