@@ -114,6 +114,7 @@ def _float32_copy(model: keras.Model) -> keras.Model:
         keras.config.set_dtype_policy(previous)
     copy.image_embedder.set_weights(model.image_embedder.get_weights())
     copy.classification_head.set_weights(model.classification_head.get_weights())
+    copy.label_embedder.set_weights(model.label_embedder.get_weights())  # label-set scores
     return copy
 
 
@@ -121,7 +122,8 @@ def inference_model(model: keras.Model, precision: str = "float32") -> keras.Mod
     """A functional model ``inputs → {"probabilities": (batch, C) float32}`` (inference mode).
 
     It shares the layers (and weights) of ``model``'s prediction path: ``image_embedder`` and
-    ``classification_head``. With ``precision="float32"`` a model with a mixed dtype policy is
+    ``classification_head`` (and ``label_embedder`` when the model mixes in label-set scores,
+    ``RETDM(label_set_weight > 0)``). With ``precision="float32"`` a model with a mixed dtype policy is
     first copied to float32; ``"model"`` keeps its compute dtype and casts the output.
     """
     if precision not in ("float32", "model"):
@@ -132,7 +134,13 @@ def inference_model(model: keras.Model, precision: str = "float32") -> keras.Mod
     name = _input_name(model)
     inputs = keras.Input(model.input_shape_without_batch, name=name, dtype="float32")
     embedding = model.image_embedder(inputs, training=False)
-    probabilities = model.classification_head(embedding)
+    if getattr(model, "label_set_weight", 0.0) and model.label_sets:
+        # traced inside the graph, so the label sets and g's weights become graph constants
+        probabilities = keras.layers.Lambda(
+            model.probabilities_from_embedding, name="label_set_mix"
+        )(embedding)
+    else:
+        probabilities = model.classification_head(embedding)
     # a float32 layer autocasts its input: float32 output whatever the model's policy
     probabilities = keras.layers.Activation("linear", dtype="float32", name=OUTPUT_NAME)(
         probabilities

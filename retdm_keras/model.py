@@ -21,6 +21,7 @@ from keras import ops
 
 from retdm_keras.embedders import ImageEmbedder, LabelEmbedder
 from retdm_keras.heads import ClassificationHead, ReconstructionHead
+from retdm_keras.label_set_scores import label_set_scores
 from retdm_keras.losses import (
     DISTANCES,
     HINGE_REDUCTIONS,
@@ -70,6 +71,12 @@ class RETDM(keras.Model):
         tie_break: which of several equally near label sets become neighbours:
             ``"random"`` (default; redrawn every epoch, so negatives spread over all of
             them) or ``"set_order"`` (always the lexicographically first ones).
+        label_set_weight: ``w`` in ``[0, 1]``: predictions mix the classifier's sigmoid
+            (``1 - w``) with label-set retrieval in the metric space (``w``, see
+            ``probabilities_from_embedding``); 0 (default) is the paper's classifier alone.
+        label_set_temperature: the retrieval softmax's temperature ``T`` (default 1).
+        label_sets: the distinct training label sets (label indices each), recorded by
+            ``prepare_training`` and saved with the model; used when ``label_set_weight > 0``.
         distance: ``"sqeuclidean"`` or ``"euclidean"``.
         embedding_norm: the metric loss sees ``embedding_norm · u/‖u‖`` and
             ``embedding_norm · v/‖v‖`` (distances bounded by ``4·embedding_norm²``, default 2).
@@ -148,6 +155,9 @@ class RETDM(keras.Model):
         decouple_label_rate: bool = True,
         hinge_reduction: str = "mean",
         tie_break: str = "random",
+        label_set_weight: float = 0.0,
+        label_set_temperature: float = 1.0,
+        label_sets: list[list[int]] | None = None,
         weights: str | None = None,
         backbone_width: float | None = None,
         input_dim: int | None = None,
@@ -192,6 +202,13 @@ class RETDM(keras.Model):
         if tie_break not in TIE_BREAKS:
             raise ValueError(f"tie_break must be one of {TIE_BREAKS}, got {tie_break!r}")
         self.tie_break = tie_break
+        if not 0.0 <= float(label_set_weight) <= 1.0:
+            raise ValueError(f"label_set_weight must be in [0, 1], got {label_set_weight}")
+        if float(label_set_temperature) <= 0.0:
+            raise ValueError(f"label_set_temperature must be > 0, got {label_set_temperature}")
+        self.label_set_weight = float(label_set_weight)
+        self.label_set_temperature = float(label_set_temperature)
+        self.label_sets = None if label_sets is None else [sorted(map(int, s)) for s in label_sets]
         self.label_hidden_units = int(label_hidden_units)
         self.label_names = list(label_names) if label_names is not None else None
         self.thresholds = self._check_thresholds(thresholds)
@@ -302,9 +319,33 @@ class RETDM(keras.Model):
     # ------------------------------------------------------------------ forward pass
     def call(self, inputs, training=None):
         kind, x, _ = self._split_inputs(inputs)
-        u = self._embed(kind, x, training)
+        return self.probabilities_from_embedding(self._embed(kind, x, training))
+
+    def probabilities_from_embedding(self, u):
+        """Label probabilities ``(B, C)`` (float32) from image embeddings ``u = f(x)``.
+
+        The classification head's sigmoid, mixed — when ``label_set_weight = w > 0`` and the
+        training label sets are known — with retrieval scores in the metric space
+        (``retdm_keras.label_set_scores``): ``(1 - w) · sigmoid(head(u)) + w · q(u)``.
+        """
         # float32 probabilities also under a mixed-precision policy
-        return ops.cast(self.classification_head(u), "float32")
+        probabilities = ops.cast(self.classification_head(u), "float32")
+        if self.label_set_weight == 0.0 or not self.label_sets:
+            return probabilities
+        sets = np.zeros((len(self.label_sets), self.num_labels), np.float32)
+        for row, labels in enumerate(self.label_sets):
+            sets[row, labels] = 1.0
+        sets = ops.convert_to_tensor(sets)
+        set_embeddings = self._metric_space(ops.cast(self.label_embedder(sets), "float32"))
+        scores = label_set_scores(
+            self._metric_space(ops.cast(u, "float32")),
+            set_embeddings,
+            sets,
+            temperature=self.label_set_temperature,
+            distance=self.distance,
+        )
+        w = self.label_set_weight
+        return (1.0 - w) * probabilities + w * scores
 
     def embed_images(self, inputs, training: bool = False):
         """``u = f(x)`` for a batch (array, tensor, or input dict)."""
@@ -515,8 +556,10 @@ class RETDM(keras.Model):
             declared_batch=declared_batch_size(data),
             tie_break=np.random.randint(2**31) if self.tie_break == "random" else None,
         )
-        self.train_function = self.test_function = None
+        self.train_function = self.test_function = self.predict_function = None
         neighbors = self._training_set.neighbors
+        # the distinct training label sets, kept (and saved) for label-set retrieval scores
+        self.label_sets = [np.flatnonzero(row).tolist() for row in neighbors.unique_sets]
         if verbose:
             print(f"prepared {neighbors!r}; memory bank {neighbors.num_samples}×{self.embed_dim}")
         return neighbors
@@ -709,6 +752,9 @@ class RETDM(keras.Model):
             "decouple_label_rate": self.decouple_label_rate,
             "hinge_reduction": self.hinge_reduction,
             "tie_break": self.tie_break,
+            "label_set_weight": self.label_set_weight,
+            "label_set_temperature": self.label_set_temperature,
+            "label_sets": self.label_sets,
             "weights": None,  # the saved file carries the weights
             "backbone_width": embedder.width,
             "input_dim": embedder.input_dim,
