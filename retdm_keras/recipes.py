@@ -14,6 +14,10 @@ schedule (the three stages of ``fit_stages``, optimiser, batch size, seed)::
     model: {backbone: mlp, embed_dim: 256, lam: 0.1, mu: 0.1}
     training: {epochs: [30, 10, 30], learning_rates: [0.01, 0.01, 0.001], batch_size: 32}
 
+``training.freeze_backbone: true`` (image backbones) trains with the backbone frozen on
+cached pooled features, ``training.feature_views`` (default 4) augmented views per training
+image (see :mod:`retdm_keras.frozen_features`).
+
 :func:`load_recipe` validates the file into a :class:`Recipe` and names the offending field
 on any error (``recipes/x.yaml: model.lam: expected a number, got 'high'``). Paths are kept
 as written (so a published recipe is portable) and resolved only when data is built:
@@ -213,6 +217,8 @@ class TrainingSpec:
     batch_size: int = 32
     seed: int = 0
     reduce_lr_patience: int = 2
+    freeze_backbone: bool = False
+    feature_views: int = 4
 
 
 @dataclass(frozen=True)
@@ -277,14 +283,21 @@ class Recipe:
             raise RecipeError(
                 f"{where}name: {name!r} must be lower-case letters, digits, '.', '_' or '-'"
             )
+        model = _spec(ModelSpec, config.get("model", {}), where, "model")
+        training = _training_spec(config.get("training", {}), where)
+        if training.freeze_backbone and model.backbone == "mlp":
+            raise RecipeError(
+                f"{where}training.freeze_backbone: needs an image backbone, not 'mlp' "
+                "(feature vectors have no backbone to freeze)"
+            )
         return cls(
             name=name,
             dataset=_check_value(config.get("dataset", ""), "str", where, "dataset") or "",
             description=_check_value(config.get("description", ""), "str", where, "description")
             or "",
             data=_data_spec(config.get("data"), where),
-            model=_spec(ModelSpec, config.get("model", {}), where, "model"),
-            training=_training_spec(config.get("training", {}), where),
+            model=model,
+            training=training,
             source=source,
         )
 
@@ -373,6 +386,8 @@ def _training_spec(config: Any, where: str) -> TrainingSpec:
         )
     if spec.batch_size < 1:
         raise RecipeError(f"{where}training.batch_size: must be >= 1, got {spec.batch_size}")
+    if spec.feature_views < 1:
+        raise RecipeError(f"{where}training.feature_views: must be >= 1, got {spec.feature_views}")
     return spec
 
 
@@ -938,6 +953,7 @@ def train_recipe(
     *,
     verbose: int | str = "auto",
     callbacks: Sequence[Any] = (),
+    feature_cache: str | os.PathLike[str] | bool | None = None,
 ) -> Path:
     """Train a recipe, evaluate it on its test split and write a zoo entry to ``out_dir``.
 
@@ -946,6 +962,8 @@ def train_recipe(
         out_dir: the entry folder to write (created; its entry files are replaced).
         verbose: Keras verbosity of ``fit_stages``.
         callbacks: extra Keras callbacks for every stage.
+        feature_cache: with ``training.freeze_backbone``: the feature cache folder (default
+            ``$KERAS_HOME/retdm_features``; False: none).
 
     Returns:
         ``out_dir`` as a ``Path``: ``config.json``, ``model.weights.h5``, ``labels.json``,
@@ -980,6 +998,9 @@ def train_recipe(
         bank_data=data.bank,
         reduce_lr_patience=training.reduce_lr_patience,
         verbose=verbose,
+        freeze_backbone=training.freeze_backbone,
+        feature_views=training.feature_views,
+        feature_cache=feature_cache,
     )
     seconds = time.time() - started
     labels, scores = predict_with_labels(model, data.test)

@@ -64,6 +64,9 @@ MODEL_OPTIONS = (
 
 FIT_OPTIONS = ("epochs", "learning_rates", "batch_size", "seed")
 
+# Frozen-backbone training (train only; a recipe holds freeze_backbone and feature_views).
+FROZEN_OPTIONS = ("freeze_backbone", "feature_views")
+
 
 def _image_train_data(args: argparse.Namespace) -> recipes.TrainData:
     """Train/val/test datasets from ``--data-dir``, ``--labels`` and ``--split-json``
@@ -346,6 +349,62 @@ def _add_fit_arguments(p: argparse.ArgumentParser) -> None:
         metavar="{auto,0,1,2}",
         help="Keras verbosity: auto = progress bars on a terminal, one line per epoch otherwise",
     )
+
+
+def _add_frozen_arguments(p: argparse.ArgumentParser) -> None:
+    """``--freeze-backbone``, ``--feature-views``, ``--feature-cache`` (``train``)."""
+    frozen = p.add_argument_group("frozen-backbone training")
+    frozen.add_argument(
+        "--freeze-backbone",
+        action="store_true",
+        help="keep the pretrained CNN frozen in every stage and train on its pooled features, "
+        "extracted once and cached (projection, heads and label side train as usual)",
+    )
+    frozen.add_argument(
+        "--feature-views",
+        type=int,
+        metavar="V",
+        help="with --freeze-backbone: augmented views extracted per training image (each "
+        f"epoch draws one; default {TrainingSpec.feature_views})",
+    )
+    frozen.add_argument(
+        "--feature-cache",
+        metavar="DIR",
+        help="with --freeze-backbone: feature cache folder (default: "
+        "$KERAS_HOME/retdm_features); 'none' disables it",
+    )
+
+
+def _check_frozen_options(args: argparse.Namespace) -> None:
+    """``--feature-views`` / ``--feature-cache`` need ``--freeze-backbone``; V >= 1 (the
+    default ``TrainingSpec.feature_views`` is filled in here)."""
+    if not args.freeze_backbone:
+        given = [
+            opt
+            for opt, value in (
+                ("--feature-views", args.feature_views),
+                ("--feature-cache", args.feature_cache),
+            )
+            if value is not None
+        ]
+        if given:
+            raise CLIError(f"{', '.join(given)} only apply with --freeze-backbone")
+        args.feature_views = TrainingSpec.feature_views
+        return
+    if args.feature_views is None:
+        args.feature_views = TrainingSpec.feature_views
+    if args.feature_views < 1:
+        raise CLIError(f"--feature-views must be >= 1, got {args.feature_views}")
+    if args.arff_train is not None:
+        raise CLIError("--freeze-backbone needs images: ARFF feature vectors have no backbone")
+
+
+def _feature_cache(args: argparse.Namespace) -> str | bool | None:
+    """``--feature-cache`` as ``fit_stages`` takes it: a folder, False for 'none', or None."""
+    value = getattr(args, "feature_cache", None)
+    if value is not None and value.lower() == "none":
+        return False
+    return value
 
 
 def _verbosity(text: str) -> int | str:

@@ -24,12 +24,16 @@ from retdm_keras.cli._common import (
 from retdm_keras.cli._training import (
     DATA_OPTIONS,
     FIT_OPTIONS,
+    FROZEN_OPTIONS,
     MODEL_OPTIONS,
     _add_data_arguments,
     _add_fit_arguments,
+    _add_frozen_arguments,
     _add_model_arguments,
     _check_fit_options,
+    _check_frozen_options,
     _describe_sizes,
+    _feature_cache,
     _reject_written,
     _train_data,
     build_model,
@@ -58,10 +62,12 @@ def _train_recipe(args: argparse.Namespace) -> int:
     """``retdm-keras train --recipe``: ``recipes.train_recipe`` into a zoo entry folder."""
     _reject_written(
         args,
-        (*DATA_OPTIONS, *MODEL_OPTIONS, *FIT_OPTIONS, "strategy", "resume"),
+        (*DATA_OPTIONS, *MODEL_OPTIONS, *FIT_OPTIONS, *FROZEN_OPTIONS, "strategy", "resume"),
         "the recipe holds the data, model and training settings",
     )
-    entry = recipes.train_recipe(args.recipe, args.out, verbose=args.verbose)
+    entry = recipes.train_recipe(
+        args.recipe, args.out, verbose=args.verbose, feature_cache=_feature_cache(args)
+    )
     metadata = json.loads((entry / zoo.METADATA_FILE).read_text(encoding="utf-8"))
     metrics = json.loads((entry / zoo.METRICS_FILE).read_text(encoding="utf-8"))
     training = metadata.get("training") or {}
@@ -81,6 +87,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.recipe is not None:
         return _train_recipe(args)
     _check_fit_options(args)
+    _check_frozen_options(args)
 
     import keras
     import tensorflow as tf
@@ -108,6 +115,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     _write_run_config(args, os.path.join(args.out, "train_config.json"), data, weights_used)
 
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        if args.freeze_backbone:
+            raise CLIError("--freeze-backbone is not supported with --strategy multiworker")
         # model.fit is broken under MultiWorkerMirroredStrategy in Keras 3: custom loop.
         history_rows = fit_stages_multiworker(
             model,
@@ -130,6 +139,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             bank_data=data.bank,
             backup_dir=backup_dir,
             verbose=args.verbose,
+            freeze_backbone=args.freeze_backbone,
+            feature_views=args.feature_views,
+            feature_cache=_feature_cache(args),
         )
         history_rows = _history_logs(histories)
         shutil.rmtree(backup_dir, ignore_errors=True)  # finished: nothing left to resume
@@ -166,6 +178,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _add_data_arguments(p)
     _add_model_arguments(p)
     _add_fit_arguments(p)
+    _add_frozen_arguments(p)
     p.add_argument(
         "--strategy",
         choices=("default", "mirrored", "multiworker"),
