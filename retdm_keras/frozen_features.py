@@ -18,7 +18,8 @@ Each array set is cached under ``cache_dir`` (default ``$KERAS_HOME/retdm_featur
 sha256 of its weights), the number of views and :data:`CACHE_VERSION`. Files are written
 to a temporary name and moved into place (``os.replace``), the array file first and the
 manifest last; a manifest whose key, file hash or shapes do not match is a stale or
-corrupt entry, which is rebuilt with a warning. Datasets that do not say what they read
+corrupt entry, which is rebuilt with a warning, and a cache folder that cannot be written
+(a read-only ``KERAS_HOME``) only costs a warning. Datasets that do not say what they read
 (anything but an ``image_dataset`` as built) are extracted without a disk cache.
 
 ``fit_stages(model, train, val, freeze_backbone=True)`` calls :func:`prepare_frozen_data`
@@ -417,7 +418,15 @@ def cached_features(
         model, dataset, views=views, verbose=verbose, description=description
     )
     if features.shape == shape:
-        cache.save(key, {"features": features, "labels": labels}, identity)
+        try:
+            cache.save(key, {"features": features, "labels": labels}, identity)
+        except OSError as err:  # e.g. a read-only KERAS_HOME: train anyway, uncached
+            warnings.warn(
+                f"could not write the feature cache in {cache.directory} ({err}); training "
+                "goes on without it (pass feature_cache=DIR for a writable folder)",
+                FeatureCacheWarning,
+                stacklevel=2,
+            )
     return features, labels
 
 

@@ -389,3 +389,15 @@ def test_recipe_key_is_parsed_and_checked():
         recipes.Recipe.from_dict(
             {**arff, "model": {"backbone": "mlp"}, "training": {"freeze_backbone": True}}
         )
+
+
+def test_an_unwritable_cache_folder_only_warns(folder, tmp_path):
+    _, val, _ = _datasets(folder)
+    blocker = tmp_path / "a_file"  # the cache folder would have to be created inside a file
+    blocker.write_text("not a folder")
+    model = _model()
+    with pytest.warns(FeatureCacheWarning, match="could not write the feature cache"):
+        features, _ = frozen_features.cached_features(
+            model, val, cache=frozen_features.FeatureCache(blocker / "cache"), verbose=0
+        )
+    np.testing.assert_allclose(features, _fresh_features(model, val), atol=1e-5)
