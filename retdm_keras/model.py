@@ -14,6 +14,8 @@ the three-stage schedule.
 
 from __future__ import annotations
 
+import warnings
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -38,6 +40,8 @@ INPUT_KEYS = ("images", "features", "backbone_features")
 BACKBONE_FEATURES = "backbone_features"
 NEIGHBOR_IMAGES = ("memory_bank", "exact")
 TIE_BREAKS = ("random", "set_order")
+MAX_RETRIEVAL_SETS = 4096
+"""Most distinct training label sets for which ``label_set_weight`` applies."""
 
 
 class _RedrawTies(keras.callbacks.Callback):
@@ -73,7 +77,10 @@ class RETDM(keras.Model):
             them) or ``"set_order"`` (always the lexicographically first ones).
         label_set_weight: ``w`` in ``[0, 1]``: predictions mix the classifier's sigmoid
             (``1 - w``) with label-set retrieval in the metric space (``w``, see
-            ``probabilities_from_embedding``); 0 (default) is the paper's classifier alone.
+            ``probabilities_from_embedding``). Default 0.5 (ours, chosen on validation
+            data, see ``docs/method.md``); 0 is the paper's classifier alone. Applies once
+            the model has seen its training set (``prepare_training``) and when it has at
+            most ``MAX_RETRIEVAL_SETS`` distinct label sets.
         label_set_temperature: the retrieval softmax's temperature ``T`` (default 1).
         label_sets: the distinct training label sets (label indices each), recorded by
             ``prepare_training`` and saved with the model; used when ``label_set_weight > 0``.
@@ -155,7 +162,7 @@ class RETDM(keras.Model):
         decouple_label_rate: bool = True,
         hinge_reduction: str = "mean",
         tie_break: str = "random",
-        label_set_weight: float = 0.0,
+        label_set_weight: float = 0.5,
         label_set_temperature: float = 1.0,
         label_sets: list[list[int]] | None = None,
         weights: str | None = None,
@@ -472,8 +479,14 @@ class RETDM(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        # Files saved before these options existed: no Normalization weights, ReLU in g.
-        config = {"standardize": False, "label_activation": "relu", **config}
+        # Files saved before these options existed: no Normalization weights, ReLU in g,
+        # the classifier alone.
+        config = {
+            "standardize": False,
+            "label_activation": "relu",
+            "label_set_weight": 0.0,
+            **config,
+        }
         return cls(**config)
 
     # ------------------------------------------------------------------ feature statistics
@@ -558,8 +571,19 @@ class RETDM(keras.Model):
         )
         self.train_function = self.test_function = self.predict_function = None
         neighbors = self._training_set.neighbors
-        # the distinct training label sets, kept (and saved) for label-set retrieval scores
-        self.label_sets = [np.flatnonzero(row).tolist() for row in neighbors.unique_sets]
+        # the distinct training label sets, kept (and saved) for label-set retrieval scores;
+        # past MAX_RETRIEVAL_SETS their embedding at every prediction step costs too much
+        if neighbors.num_sets <= MAX_RETRIEVAL_SETS:
+            self.label_sets = [np.flatnonzero(row).tolist() for row in neighbors.unique_sets]
+        else:
+            self.label_sets = None
+            if self.label_set_weight > 0:
+                warnings.warn(
+                    f"{neighbors.num_sets} distinct training label sets (more than "
+                    f"{MAX_RETRIEVAL_SETS}): predictions use the classifier alone, without "
+                    "label-set retrieval scores",
+                    stacklevel=2,
+                )
         if verbose:
             print(f"prepared {neighbors!r}; memory bank {neighbors.num_samples}×{self.embed_dim}")
         return neighbors
