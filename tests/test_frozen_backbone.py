@@ -254,7 +254,9 @@ def test_frozen_model_predicts_raw_images_like_its_head_on_cached_features(froze
     model, _, _, val, val_files, cache, train = frozen_run
     from_disk = prepare_frozen_data(model, train, val, views=2, cache_dir=cache, verbose=0)
     u = model.image_embedder.embed_backbone_features(from_disk.val_features, training=False)
-    expected = model.classification_head(u).numpy()
+    # the prediction head on u: the classifier's sigmoid (mixed with label-set retrieval
+    # scores when label_set_weight > 0)
+    expected = np.asarray(model.probabilities_from_embedding(u))
     predicted = model.predict(val, verbose=0)  # raw images, in order
     assert predicted.shape == (len(val_files), len(LABELS))
     np.testing.assert_allclose(predicted, expected, atol=1e-5)
@@ -401,3 +403,14 @@ def test_an_unwritable_cache_folder_only_warns(folder, tmp_path):
             model, val, cache=frozen_features.FeatureCache(blocker / "cache"), verbose=0
         )
     np.testing.assert_allclose(features, _fresh_features(model, val), atol=1e-5)
+
+
+def test_frozen_model_exports_like_any_model(frozen_run, tmp_path):
+    from retdm_keras.export import export_model
+
+    model, _, _, val, *_ = frozen_run
+    images = np.concatenate([x["images"].numpy() for x, _ in val])
+    path = export_model(model, tmp_path / "frozen_saved_model", format="saved_model")
+    serving = tf.saved_model.load(str(path)).signatures["serving_default"]
+    got = serving(images=tf.constant(images))["probabilities"].numpy()
+    np.testing.assert_allclose(got, model.predict(images, verbose=0), rtol=0, atol=1e-5)
