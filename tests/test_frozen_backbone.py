@@ -414,3 +414,19 @@ def test_frozen_model_exports_like_any_model(frozen_run, tmp_path):
     serving = tf.saved_model.load(str(path)).signatures["serving_default"]
     got = serving(images=tf.constant(images))["probabilities"].numpy()
     np.testing.assert_allclose(got, model.predict(images, verbose=0), rtol=0, atol=1e-5)
+
+
+def test_tune_warns_that_it_fine_tunes_a_frozen_recipe(tmp_path, capsys):
+    from retdm_keras.cli.tune import _tune_recipe
+
+    path = tmp_path / "frozen.yaml"
+    path.write_text(
+        "name: frozen\n"
+        "data: {format: folder_csv, image_dir: images, labels: labels.csv}\n"
+        "model: {backbone: tiny_cnn, image_size: 16}\n"
+        "training: {freeze_backbone: true}\n"
+    )
+    args = cli.build_parser().parse_args(["tune", "--recipe", str(path), "--out", "x"])
+    args.written = frozenset({"recipe", "out"})
+    _tune_recipe(args)
+    assert "does not support training.freeze_backbone" in capsys.readouterr().err

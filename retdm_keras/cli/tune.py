@@ -99,6 +99,12 @@ def _tune_recipe(args: argparse.Namespace) -> tuple[recipes.Recipe, recipes.Reci
             f"{', '.join(unused)}",
             file=sys.stderr,
         )
+    if training.freeze_backbone:
+        print(
+            f"{PROG}: warning: the search does not support training.freeze_backbone yet: its "
+            "trials fine-tune the backbone",
+            file=sys.stderr,
+        )
     return recipe, dataclasses.replace(recipe, training=training)
 
 
