@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo demo-finetune test lint bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,8 +14,11 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP)  ## create .venv and install the package with its test extras
 
-demo: $(STAMP)  ## train RETDM and a BCE baseline on MIML scene, print the test table
+demo: $(STAMP)  ## frozen backbone: linear probe, BCE, RETDM on MIML scene, 3 seeds, test table
 	$(PY) examples/scene_demo.py
+
+demo-finetune: $(STAMP)  ## fine-tune MobileNetV2: BCE and RETDM on MIML scene (slow on a CPU)
+	$(PY) examples/scene_finetune_demo.py
 
 test: $(STAMP)  ## the whole test suite (lint included)
 	$(VENV)/bin/ruff check retdm_keras retdm_keras_cli tests examples benchmarks

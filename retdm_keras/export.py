@@ -123,8 +123,8 @@ def inference_model(model: keras.Model, precision: str = "float32") -> keras.Mod
 
     It shares the layers (and weights) of ``model``'s prediction path: ``image_embedder`` and
     ``classification_head`` (and ``label_embedder`` when the model mixes in label-set scores,
-    ``RETDM(label_set_weight > 0)``). With ``precision="float32"`` a model with a mixed dtype policy is
-    first copied to float32; ``"model"`` keeps its compute dtype and casts the output.
+    ``RETDM(label_set_weight > 0)``). With ``precision="float32"`` a model with a mixed dtype
+    policy is first copied to float32; ``"model"`` keeps its compute dtype and casts the output.
     """
     if precision not in ("float32", "model"):
         raise ValueError(f"precision must be 'float32' or 'model', got {precision!r}")
