@@ -38,29 +38,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from _data import REPO, find_data_dir  # examples/_data.py: the script folder is on sys.path
+
 METHODS = ("linear_probe", "bce", "retdm")
 TITLES = {"linear_probe": "linear probe", "bce": "BCE", "retdm": "RETDM"}
-
-
-def find_data_dir() -> Path:
-    """`$RETDM_DATA_DIR`, else `<repo>/../shared/data`; exit with instructions if absent."""
-    data_dir = Path(os.environ.get("RETDM_DATA_DIR", REPO.parent / "shared" / "data"))
-    if not (data_dir / "miml_scene" / "labels.csv").exists():
-        sys.exit(
-            f"The MIML scene images were not found under {data_dir}/miml_scene.\n"
-            "Get the 'MIML natural scene' image set (Zhang & Zhou, LAMDA group, Nanjing "
-            "University), then lay it out as\n"
-            "  $RETDM_DATA_DIR/miml_scene/images/<n>.jpg\n"
-            "  $RETDM_DATA_DIR/miml_scene/labels.csv  (Filenames + one 0/1 column per label)\n"
-            "  $RETDM_DATA_DIR/miml_scene/split.json  (lists of file names: train, val, test)\n"
-            "and run again with RETDM_DATA_DIR set."
-        )
-    return data_dir
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

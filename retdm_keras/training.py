@@ -179,21 +179,25 @@ def fit_stages(
             "`with strategy.scope():` so its weights are mirrored, then call fit_stages"
         )
     verbose = resolve_verbose(verbose)
-    if not freeze_backbone:
+
+    def run(train, val, bank):
         return _fit_stages(
             model,
-            train_data,
-            val_data,
+            train,
+            val,
             epochs,
             learning_rates=learning_rates,
             optimizer=optimizer,
             metrics=metrics,
             callbacks=callbacks,
-            bank_data=bank_data,
+            bank_data=bank,
             reduce_lr_patience=reduce_lr_patience,
             backup_dir=backup_dir,
             verbose=verbose,
         )
+
+    if not freeze_backbone:
+        return run(train_data, val_data, bank_data)
     from retdm_keras.frozen_features import prepare_frozen_data
 
     stage_schedule(epochs, learning_rates)  # a bad schedule fails before the extraction
@@ -210,20 +214,7 @@ def fit_stages(
     was_frozen, was_trainable = model.freeze_backbone, embedder.backbone.trainable
     model.freeze_backbone = True
     try:
-        return _fit_stages(
-            model,
-            frozen.train,
-            frozen.val,
-            epochs,
-            learning_rates=learning_rates,
-            optimizer=optimizer,
-            metrics=metrics,
-            callbacks=callbacks,
-            bank_data=frozen.bank,
-            reduce_lr_patience=reduce_lr_patience,
-            backup_dir=backup_dir,
-            verbose=verbose,
-        )
+        return run(frozen.train, frozen.val, frozen.bank)
     finally:
         model.freeze_backbone = was_frozen
         embedder.set_backbone_trainable(was_trainable)

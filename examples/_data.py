@@ -1,0 +1,25 @@
+"""What the example scripts share: the repository root and the real-data folder."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def find_data_dir() -> Path:
+    """`$RETDM_DATA_DIR`, else `<repo>/../shared/data`; exit with instructions if absent."""
+    data_dir = Path(os.environ.get("RETDM_DATA_DIR", REPO.parent / "shared" / "data"))
+    if not (data_dir / "miml_scene" / "labels.csv").exists():
+        sys.exit(
+            f"The MIML scene images were not found under {data_dir}/miml_scene.\n"
+            "Get the 'MIML natural scene' image set (Zhang & Zhou, LAMDA group, Nanjing "
+            "University), then lay it out as\n"
+            "  $RETDM_DATA_DIR/miml_scene/images/<n>.jpg\n"
+            "  $RETDM_DATA_DIR/miml_scene/labels.csv  (Filenames + one 0/1 column per label)\n"
+            "  $RETDM_DATA_DIR/miml_scene/split.json  (lists of file names: train, val, test)\n"
+            "and run again with RETDM_DATA_DIR set."
+        )
+    return data_dir
