@@ -331,14 +331,15 @@ class RETDM(keras.Model):
     def probabilities_from_embedding(self, u):
         """Label probabilities ``(B, C)`` (float32) from image embeddings ``u = f(x)``.
 
-        The classification head's sigmoid, mixed — when ``label_set_weight = w > 0`` and the
-        training label sets are known — with retrieval scores in the metric space
+        The classification head's sigmoid, mixed — when ``label_set_weight = w > 0``, the
+        metric is trained (λ > 0) and the training label sets are known — with retrieval
+        scores in the metric space
         (``retdm_keras.label_set_scores``): ``(1 - w) · sigmoid(head(u)) + w · q(u)``.
         """
         # float32 probabilities also under a mixed-precision policy
         probabilities = ops.cast(self.classification_head(u), "float32")
-        if self.label_set_weight == 0.0 or not self.label_sets:
-            return probabilities
+        if self.label_set_weight == 0.0 or self.lam == 0.0 or not self.label_sets:
+            return probabilities  # λ = 0: the metric space was never trained
         sets = np.zeros((len(self.label_sets), self.num_labels), np.float32)
         for row, labels in enumerate(self.label_sets):
             sets[row, labels] = 1.0

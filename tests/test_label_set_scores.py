@@ -124,3 +124,23 @@ def test_bad_weight_is_an_error():
 
     with pytest.raises(ValueError, match="label_set_weight"):
         RETDM(4, backbone="mlp", input_dim=7, label_set_weight=1.5)
+
+
+def test_bce_model_predicts_with_the_classifier_alone():
+    """λ = 0 trains no metric space: retrieval from an untrained g must not leak in."""
+    import keras
+
+    from retdm_keras import RETDM, fit_stages
+    from retdm_keras.data import feature_dataset
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(30, 7)).astype("float32")
+    y = np.eye(4, dtype="float32")[np.arange(30) % 4]
+    keras.utils.set_random_seed(0)
+    model = RETDM(4, backbone="mlp", input_dim=7, embed_dim=8, lam=0.0, mu=0.0)
+    fit_stages(model, feature_dataset(x, y, batch_size=10), epochs=(1, 0, 1), verbose=0)
+    assert model.label_sets  # recorded by the joint stage's prepare_training
+    u = model.image_embedder(x, training=False)
+    np.testing.assert_allclose(
+        model.predict(x, verbose=0), np.asarray(model.classification_head(u)), atol=1e-6
+    )
