@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
+from test_cli import FAST
 
 from retdm_keras import RETDM, cli, fit_stages, frozen_features, recipes
 from retdm_keras.data import from_folder
@@ -334,22 +335,7 @@ def test_cli_train_freeze_backbone(folder, tmp_path, capsys):
         str(folder["split"]),
         "--out",
         str(out),
-        "--backbone",
-        "tiny_cnn",
-        "--image-size",
-        str(SIZE),
-        "--weights",
-        "none",
-        "--embed-dim",
-        "8",
-        "--epochs",
-        "1",
-        "1",
-        "1",
-        "--batch-size",
-        "8",
-        "--verbose",
-        "0",
+        *FAST,  # the CLI tests' tiny model and schedule
         "--freeze-backbone",
         "--feature-views",
         "2",
