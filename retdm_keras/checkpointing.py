@@ -41,6 +41,8 @@ def atomic_write(path: str | os.PathLike[str], write) -> Path:
     os.close(handle)
     try:
         write(temporary)
+        with open(temporary, "rb+") as written:  # on disk before the rename
+            os.fsync(written.fileno())
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):

@@ -44,7 +44,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 import warnings
 import weakref
@@ -57,6 +56,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from retdm_keras.checkpointing import atomic_write
 from retdm_keras.data.folder_csv import image_dataset, source_of
 from retdm_keras.model import BACKBONE_FEATURES, RETDM
 from retdm_keras.training_set import declared_batch_size
@@ -354,7 +354,7 @@ class FeatureCache:
         """Store ``arrays`` under ``key`` (array file, then manifest; each atomically)."""
         self.directory.mkdir(parents=True, exist_ok=True)
         arrays_path, manifest_path = self.paths(key)
-        _atomic_write(arrays_path, lambda fh: np.savez(fh, **arrays))
+        atomic_write(arrays_path, lambda tmp: _write_bytes(tmp, lambda fh: np.savez(fh, **arrays)))
         manifest = {
             "version": CACHE_VERSION,
             "key": key,
@@ -364,22 +364,14 @@ class FeatureCache:
             "description": description,
         }
         text = json.dumps(manifest, indent=1, sort_keys=True, default=str).encode()
-        _atomic_write(manifest_path, lambda fh: fh.write(text))
+        atomic_write(manifest_path, lambda tmp: _write_bytes(tmp, lambda fh: fh.write(text)))
         return arrays_path
 
 
-def _atomic_write(path: Path, write: Callable[[Any], Any]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+def _write_bytes(path: str, write: Callable[[Any], Any]) -> None:
+    # through a file handle: np.savez given a name would append ".npz" to the temporary one
+    with open(path, "wb") as fh:
+        write(fh)
 
 
 def cached_features(
