@@ -215,7 +215,7 @@ class RETDM(keras.Model):
             raise ValueError(f"label_set_temperature must be > 0, got {label_set_temperature}")
         self.label_set_weight = float(label_set_weight)
         self.label_set_temperature = float(label_set_temperature)
-        self.label_sets = None if label_sets is None else [sorted(map(int, s)) for s in label_sets]
+        self.label_sets = label_sets
         self.label_hidden_units = int(label_hidden_units)
         self.label_names = list(label_names) if label_names is not None else None
         self.thresholds = self._check_thresholds(thresholds)
@@ -340,10 +340,7 @@ class RETDM(keras.Model):
         probabilities = ops.cast(self.classification_head(u), "float32")
         if self.label_set_weight == 0.0 or self.lam == 0.0 or not self.label_sets:
             return probabilities  # λ = 0: the metric space was never trained
-        sets = np.zeros((len(self.label_sets), self.num_labels), np.float32)
-        for row, labels in enumerate(self.label_sets):
-            sets[row, labels] = 1.0
-        sets = ops.convert_to_tensor(sets)
+        sets = ops.convert_to_tensor(self._label_set_matrix)
         set_embeddings = self._metric_space(ops.cast(self.label_embedder(sets), "float32"))
         scores = label_set_scores(
             self._metric_space(ops.cast(u, "float32")),
@@ -359,6 +356,23 @@ class RETDM(keras.Model):
         """``u = f(x)`` for a batch (array, tensor, or input dict)."""
         kind, x, _ = self._split_inputs(inputs)
         return self._embed(kind, x, training)
+
+    @property
+    def label_sets(self) -> list[list[int]] | None:
+        """The distinct training label sets (label indices each), or None; saved in the
+        config, used by ``probabilities_from_embedding``."""
+        return self._label_sets
+
+    @label_sets.setter
+    def label_sets(self, value) -> None:
+        if value is None:
+            self._label_sets, self._label_set_matrix = None, None
+            return
+        self._label_sets = [sorted(map(int, s)) for s in value]
+        matrix = np.zeros((len(self._label_sets), self.num_labels), np.float32)
+        for row, labels in enumerate(self._label_sets):
+            matrix[row, labels] = 1.0
+        self._label_set_matrix = matrix  # multi-hot, built once, not at every prediction
 
     def backbone_features(self, images, training: bool = False):
         """Pooled backbone features ``(B, D)`` of raw images (or an input dict): ``f`` up to,
@@ -496,7 +510,7 @@ class RETDM(keras.Model):
         """True when the ``"mlp"`` feature standardisation has not been adapted yet."""
         return self.image_embedder.needs_adaptation
 
-    def adapt(self, data, labels=None, batch_size: int = 256) -> None:
+    def adapt(self, data) -> None:
         """Set the feature standardisation (``"mlp"`` backbone) from the training features.
 
         ``data``: a ``tf.data.Dataset`` of ``(x, y)`` batches as used for training, a dict
