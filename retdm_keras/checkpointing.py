@@ -7,7 +7,8 @@
   completed epoch of that stage;
 * when a stage finishes, ``StageRecords`` writes the model's weights to
   ``DIR/<stage>.weights.npz`` and the stage name to ``DIR/stages.json`` (each write goes to a
-  temporary file that is renamed into place, so a kill never leaves half a file); a restarted
+  temporary file that is renamed into place, so a kill never leaves half a file:
+  :func:`retdm_keras.files.atomic_write`); a restarted
   run skips finished stages and starts the next one from those weights.
 
 ``StopOnNonFiniteLoss`` stops training at the first NaN/Inf loss with an error naming the
@@ -20,34 +21,18 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import keras
 import numpy as np
+
+from retdm_keras.files import atomic_write  # re-exported: the writes of this module
 
 __all__ = ["NonFiniteLossError", "StageRecords", "StopOnNonFiniteLoss", "atomic_write"]
 
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite."""
-
-
-def atomic_write(path: str | os.PathLike[str], write) -> Path:
-    """Call ``write(temporary_path)``, then rename the file to ``path`` in one step."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        write(temporary)
-        with open(temporary, "rb+") as written:  # on disk before the rename
-            os.fsync(written.fileno())
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-    return path
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):

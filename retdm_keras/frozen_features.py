@@ -56,8 +56,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from retdm_keras.checkpointing import atomic_write
 from retdm_keras.data.folder_csv import image_dataset, source_of
+from retdm_keras.files import atomic_write, sha256_file
 from retdm_keras.model import BACKBONE_FEATURES, RETDM
 from retdm_keras.training_set import declared_batch_size
 
@@ -147,14 +147,6 @@ def data_fingerprint(dataset: tf.data.Dataset) -> dict[str, Any] | None:
 def _sha256_json(value: Any) -> str:
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # --------------------------------------------------------------------------- extraction
@@ -329,7 +321,7 @@ class FeatureCache:
                 raise ValueError("the manifest is for another key or cache version")
             if not arrays_path.exists():
                 raise ValueError(f"{arrays_path.name} is missing")
-            if _file_sha256(arrays_path) != manifest.get("sha256"):
+            if sha256_file(arrays_path) != manifest.get("sha256"):
                 raise ValueError(f"{arrays_path.name} does not match its manifest's sha256")
             with np.load(arrays_path, allow_pickle=False) as stored:
                 arrays = {name: stored[name] for name in stored.files}
@@ -358,7 +350,7 @@ class FeatureCache:
         manifest = {
             "version": CACHE_VERSION,
             "key": key,
-            "sha256": _file_sha256(arrays_path),
+            "sha256": sha256_file(arrays_path),
             "shapes": {name: list(a.shape) for name, a in arrays.items()},
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "description": description,

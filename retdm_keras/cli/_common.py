@@ -6,10 +6,9 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from retdm_keras import zoo
+from retdm_keras import files
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import numpy as np
@@ -29,13 +28,13 @@ class CLIError(Exception):
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    """Write ``obj`` as indented JSON, atomically (NaN/inf become ``null``; the zoo's writer)."""
-    zoo._write_json(Path(path), obj)
+    """Write ``obj`` as indented JSON, atomically (NaN/inf become ``null``)."""
+    files.write_json(path, obj)
 
 
 def _save_model(model: RETDM, path: str) -> None:
     """``model.save(path)`` atomically (the temporary file keeps the ``.keras`` suffix)."""
-    zoo._atomic_write(Path(path), model.save, suffix=".keras")
+    files.atomic_write(path, model.save, suffix=".keras")
 
 
 def _run_config(args: argparse.Namespace) -> dict[str, Any]:
