@@ -13,11 +13,12 @@ pooling). So the expensive part runs once, not once per epoch:
 
 Each array set is cached under ``cache_dir`` (default ``$KERAS_HOME/retdm_features``) as
 ``<key>.npz`` plus a ``<key>.json`` manifest, where the key is a sha256 of: the images
-(absolute folder, file names, sizes and modification times), the labels, the pipeline
-(image size, augmentation, seed, batch size), the backbone (name, width, image size and a
-sha256 of its weights), the number of views and :data:`CACHE_VERSION`. Files are written
-to a temporary name and moved into place (``os.replace``), the array file first and the
-manifest last; a manifest whose key, file hash or shapes do not match is a stale or
+(file names relative to the image folder and a sha256 of each file's bytes — so a copied,
+moved or re-checked-out folder hits the cache and an edited image does not), the labels,
+the pipeline (image size, augmentation, seed, batch size), the backbone (name, width,
+image size and a sha256 of its weights), the number of views and :data:`CACHE_VERSION`.
+Files are written to a temporary name and moved into place (``os.replace``), the array file
+first and the manifest last; a manifest whose key, file hash or shapes do not match is a stale or
 corrupt entry, which is rebuilt with a warning, and a cache folder that cannot be written
 (a read-only ``KERAS_HOME``) only costs a warning. Datasets that do not say what they read
 (anything but an ``image_dataset`` as built) are extracted without a disk cache.
@@ -75,7 +76,7 @@ __all__ = [
     "prepare_frozen_data",
 ]
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 """Bumped whenever what a cache entry holds or how it is computed changes."""
 DEFAULT_VIEWS = 4
 """Augmented views per training image extracted by default."""
@@ -112,9 +113,12 @@ def backbone_fingerprint(model: RETDM) -> dict[str, Any]:
 
 
 def data_fingerprint(dataset: tf.data.Dataset) -> dict[str, Any] | None:
-    """What an :func:`~retdm_keras.data.image_dataset` dataset reads — image folder, file
-    names with sizes and modification times, a sha256 of the labels, the pipeline settings —
-    or None for a dataset that does not say (then nothing is cached on disk).
+    """What an :func:`~retdm_keras.data.image_dataset` dataset reads — file names with a
+    sha256 of each file's contents, a sha256 of the labels, the pipeline settings — or None
+    for a dataset that does not say (then nothing is cached on disk).
+
+    The contents, not the modification times or the folder's absolute path, identify the
+    images: a data folder copied to another disk or checked out again keeps its cache.
 
     Raises:
         FileNotFoundError: an image listed by the dataset no longer exists.
@@ -124,13 +128,9 @@ def data_fingerprint(dataset: tf.data.Dataset) -> dict[str, Any] | None:
         return None
     files = source["files"]
     root = source["image_dir"]
-    listing = []
-    for name in files.filenames:
-        stat = os.stat(os.path.join(root, name))
-        listing.append([name, stat.st_size, stat.st_mtime_ns])
+    listing = [[name, _content_sha256(os.path.join(root, name))] for name in files.filenames]
     labels = np.ascontiguousarray(np.asarray(files.labels, np.float32))
     return {
-        "image_dir": root,
         "files_sha256": _sha256_json(listing),
         "num_samples": len(files),
         "labels_sha256": hashlib.sha256(labels.tobytes()).hexdigest(),
@@ -142,6 +142,20 @@ def data_fingerprint(dataset: tf.data.Dataset) -> dict[str, Any] | None:
         "seed": source["seed"],
         "augmentation": source["augmentation"],
     }
+
+
+_CONTENT_SHA256: dict[tuple[str, int, int], str] = {}
+
+
+def _content_sha256(path: str) -> str:
+    """sha256 of a file's bytes, remembered per (path, size, mtime) for this process (the
+    training and memory-bank pipelines read the same images)."""
+    stat = os.stat(path)
+    key = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
+    digest = _CONTENT_SHA256.get(key)
+    if digest is None:
+        digest = _CONTENT_SHA256[key] = sha256_file(path)
+    return digest
 
 
 def _sha256_json(value: Any) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import warnings
 from pathlib import Path
 
@@ -160,11 +161,22 @@ def test_a_second_call_hits_the_cache_and_a_bad_entry_is_rebuilt(folder, tmp_pat
     other.image_embedder.backbone.weights[0].assign(other.image_embedder.backbone.weights[0] * 2.0)
     prepare_frozen_data(other, train, val, views=2, cache_dir=tmp_path, verbose=0)
     assert len(calls) == 3
+
+    # the same images in another folder, with other modification times: all from the cache
     calls.clear()
-    image = folder["images"] / "img17.png"  # a validation image
+    copy = {
+        key: tmp_path / "copy" / path.relative_to(folder["root"]) for key, path in folder.items()
+    }
+    shutil.copytree(folder["root"], copy["root"])
+    image = copy["images"] / "img17.png"  # a validation image
     stat = image.stat()
     os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
-    prepare_frozen_data(model, train, val, views=2, cache_dir=tmp_path, verbose=0)
+    copied_train, copied_val, _ = _datasets(copy)
+    prepare_frozen_data(model, copied_train, copied_val, views=2, cache_dir=tmp_path, verbose=0)
+    assert calls == []
+    # an image whose bytes changed: its split is extracted again, the others are not
+    Image.fromarray(np.full((20, 20, 3), 7, np.uint8)).save(image)
+    prepare_frozen_data(model, copied_train, copied_val, views=2, cache_dir=tmp_path, verbose=0)
     assert calls == ["validation set, plain view"]
 
 
