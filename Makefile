@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# the data folder recipes, tests, demos and benchmarks read (the library never guesses it)
+export RETDM_DATA_DIR ?= $(abspath ../shared/data)
 
 .PHONY: install demo demo-finetune test lint bench clean
 

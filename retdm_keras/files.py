@@ -17,6 +17,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any
 
 __all__ = [
     "atomic_write",
+    "copy_file",
     "jsonable",
     "read_json",
     "sha256_file",
@@ -65,6 +67,11 @@ def atomic_write(
         if os.path.exists(temporary):
             os.remove(temporary)
     return path
+
+
+def copy_file(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:
+    """Copy the bytes of ``source`` to ``target`` atomically."""
+    return atomic_write(target, lambda temporary: shutil.copyfile(source, temporary))
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> Path:

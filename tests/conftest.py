@@ -54,9 +54,14 @@ def hypothesis_profile(environ: Mapping[str, str]) -> str:
 settings.load_profile(hypothesis_profile(os.environ))
 
 
+# The Makefile sets RETDM_DATA_DIR; a bare `pytest` gets the same default (the library itself
+# never guesses the data folder).
+os.environ.setdefault("RETDM_DATA_DIR", str(REPO.parent / "shared" / "data"))
+
+
 def data_dir() -> Path:
-    """``$RETDM_DATA_DIR`` or ``<repo>/../shared/data``."""
-    return Path(os.environ.get("RETDM_DATA_DIR", REPO.parent / "shared" / "data"))
+    """``$RETDM_DATA_DIR`` (the Makefile's default: ``<repo>/../shared/data``)."""
+    return Path(os.environ["RETDM_DATA_DIR"])
 
 
 @pytest.fixture

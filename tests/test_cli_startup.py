@@ -67,7 +67,7 @@ print(json.dumps({"status": status, "heavy": heavy}))
 
 
 def _light_calls() -> dict[str, list[str]]:
-    registry = str(REPO / "zoo" / "registry.json")
+    registry = str(REPO / "retdm_keras" / "zoo" / "registry.json")
     return {
         "help": ["--help"],
         "train-help": ["train", "--help"],

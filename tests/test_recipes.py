@@ -13,11 +13,13 @@ from PIL import Image
 from retdm_keras import zoo
 from retdm_keras.metrics import METRIC_NAMES
 from retdm_keras.recipes import (
-    RECIPES_DIR,
     Recipe,
     RecipeError,
     build_datasets,
     build_model,
+    builtin_recipe_names,
+    builtin_recipes_dir,
+    default_data_dir,
     expand_path,
     find_recipe,
     load_recipe,
@@ -81,7 +83,7 @@ def _tiny_recipe(folder: Path, **training) -> dict:
 
 # --------------------------------------------------------------------------- validation
 def test_the_shipped_recipes_validate():
-    recipes = {p.stem: load_recipe(p) for p in sorted(RECIPES_DIR.glob("*.yaml"))}
+    recipes = {p.stem: load_recipe(p) for p in sorted(builtin_recipes_dir().glob("*.yaml"))}
     assert set(recipes) >= {"scene", "scene-features", "mirflickr25k", "nuswide", "coco"}
     for stem, recipe in recipes.items():
         assert recipe.name == stem and recipe.dataset and recipe.data.format
@@ -108,8 +110,41 @@ def test_the_shipped_recipes_validate():
         "test",
     ]
     assert recipes["scene-features"].model.backbone == "mlp"
-    assert find_recipe("coco") == RECIPES_DIR / "coco.yaml"
+    assert find_recipe("coco") == builtin_recipes_dir() / "coco.yaml"
     assert find_recipe("no-such-model") is None
+
+
+def test_a_builtin_recipe_loads_by_its_name(tmp_path, monkeypatch):
+    assert builtin_recipe_names() == sorted(p.stem for p in builtin_recipes_dir().glob("*.yaml"))
+    recipe = load_recipe("scene-features")
+    assert recipe.name == "scene-features"
+    assert recipe.source == str(builtin_recipes_dir() / "scene-features.yaml")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "scene").mkdir()  # a folder of that name is not a recipe file: still built-in
+    assert load_recipe("scene").name == "scene"
+    with pytest.raises(FileNotFoundError, match=r"recipe not found: nope \(not a file, nor a "
+                       r"built-in recipe: coco, "):  # fmt: skip
+        load_recipe("nope")
+
+
+def test_every_builtin_recipe_has_a_registry_record():
+    """The zoo learns the recipe-only names from stub records in its packaged registry."""
+    models = zoo.read_registry(zoo.packaged_registry_path())["models"]
+    for name in builtin_recipe_names():
+        assert name in models, f"built-in recipe {name!r} has no record in the packaged registry"
+        assert models[name].get("recipe") == name
+        if not models[name].get("versions"):
+            assert models[name]["dataset"] == load_recipe(name).dataset
+
+
+def test_the_data_folder_comes_only_from_the_environment(monkeypatch):
+    monkeypatch.delenv("RETDM_DATA_DIR", raising=False)
+    assert default_data_dir() is None
+    with pytest.raises(RecipeError, match=r"w: uses \$\{RETDM_DATA_DIR\}, which is not set: "
+                       r"set RETDM_DATA_DIR"):  # fmt: skip
+        expand_path("${RETDM_DATA_DIR}/x", where="w")
+    monkeypatch.setenv("RETDM_DATA_DIR", "~/data")
+    assert default_data_dir() == Path("~/data").expanduser()
 
 
 @pytest.mark.parametrize(
@@ -221,11 +256,11 @@ def test_train_recipe_writes_a_loadable_zoo_entry(tmp_path, image_folder, monkey
     assert list(metrics) == list(METRIC_NAMES)
     model = zoo.load(entry)
     assert model.label_names == LABELS and model.backbone == "tiny_cnn"
-    assert "retdm-keras train --recipe recipes/colours.yaml" in (entry / "README.md").read_text()
+    assert "retdm-keras train --recipe colours.yaml" in (entry / "README.md").read_text()
 
     registry = tmp_path / "zoo" / "registry.json"
     record = zoo.publish(entry, registry=registry)
     assert record["recipe"]["model"]["backbone"] == "tiny_cnn"
     assert record["local_dir"] == "../runs/colours"  # inside the same tree: relative
-    rows = zoo.list_models(registry=registry, cache_dir=tmp_path / "cache", recipes_dir=tmp_path)
-    assert {r["name"]: r["status"] for r in rows} == {"colours": "local"}
+    rows = zoo.list_models(registry=registry, cache_dir=tmp_path / "cache")
+    assert {r["name"]: r["status"] for r in rows}["colours"] == "local"

@@ -163,15 +163,16 @@ def test_publish_records_hashes_sizes_and_a_card(entry, tmp_path):
         assert info["sha256"] == _sha256(folder / name)
         assert info["size"] == (folder / name).stat().st_size
     assert list(stored["metrics"]) == list(METRIC_NAMES)
-    assert "sha256" in (tmp_path / "zoo" / NAME / "README.md").read_text()
+    assert "sha256" in (tmp_path / "zoo" / "cards" / f"{NAME}.md").read_text()
+    assert stored["local_dir"] == os.fspath(folder.resolve())  # a user registry: anywhere
     # the same files again: same version; other files: the next one
     assert zoo.publish(folder, registry=registry)["version"] == "1"
     assert zoo.publish(folder, registry=registry, name="tiny-2")["name"] == "tiny-2"
 
 
-def test_publish_never_overwrites_an_entry_that_sits_where_its_card_goes(entry, tmp_path):
+def test_publish_never_overwrites_the_entry_readme_with_the_card(entry, tmp_path):
     registry = tmp_path / "zoo" / "registry.json"
-    folder = _copy(entry[0], tmp_path / "zoo" / NAME)  # the card's own path
+    folder = _copy(entry[0], tmp_path / "zoo" / "cards")  # next to the cards
     readme = (folder / "README.md").read_text()
     zoo.publish(folder, registry=registry)
     assert (folder / "README.md").read_text() == readme
@@ -253,14 +254,15 @@ def test_offline_never_downloads(entry, tmp_path, server, monkeypatch):
 
 
 # --------------------------------------------------------------------------- names
-def test_a_recipe_without_checkpoint_raises_the_honest_message(tmp_path, monkeypatch):
-    monkeypatch.chdir(zoo.REPO_ROOT)  # the command quotes the recipe relative to the cwd
-    registry = tmp_path / "registry.json"
+@pytest.mark.parametrize("packaged", [True, False])
+def test_a_recipe_without_checkpoint_raises_the_honest_message(tmp_path, packaged):
+    # the packaged registry's recipe stubs count for a user registry too
+    registry = zoo.packaged_registry_path() if packaged else tmp_path / "registry.json"
     with pytest.raises(zoo.NoCheckpointError) as info:
         zoo.load("coco", registry=registry, cache_dir=tmp_path / "cache")
     message = str(info.value)
     assert "no published checkpoint for 'coco'" in message
-    assert "retdm-keras train --recipe recipes/coco.yaml --out DIR" in message
+    assert "retdm-keras train --recipe coco --out DIR" in message
     assert "retdm-keras publish DIR" in message
     with pytest.raises(zoo.ZooError, match="unknown zoo model 'nope'"):
         zoo.load("nope", registry=registry)
@@ -269,19 +271,116 @@ def test_a_recipe_without_checkpoint_raises_the_honest_message(tmp_path, monkeyp
 def test_list_models_statuses(entry, tmp_path, server):
     registry = _published_registry(entry[0], tmp_path)  # "tiny": downloadable
     zoo.publish(entry[0], registry=registry, name="tiny-local")  # its folder is here
+    content = json.loads(registry.read_text())
+    content["models"]["later"] = {"recipe": "later", "dataset": "some images"}  # a stub
+    registry.write_text(json.dumps(content))
     cache = tmp_path / "cache"
-    recipes = tmp_path / "recipes"
-    recipes.mkdir()
-    (recipes / "later.yaml").write_text(
-        "name: later\ndataset: some images\ndata: {format: folder_csv, image_dir: i, labels: l}\n"
-    )
-    rows = zoo.list_models(registry=registry, cache_dir=cache, recipes_dir=recipes)
+    rows = zoo.list_models(registry=registry, cache_dir=cache)
     statuses = {row["name"]: row["status"] for row in rows}
-    assert statuses == {"tiny": "downloadable", "tiny-local": "local", "later": "recipe only"}
+    packaged_stubs = {
+        "coco": "recipe only",
+        "mirflickr25k": "recipe only",
+        "nuswide": "recipe only",
+    }
+    assert statuses == {
+        "tiny": "downloadable",
+        "tiny-local": "local",
+        "later": "recipe only",
+        **packaged_stubs,
+    }
+    assert {row["name"]: row["dataset"] for row in rows}["later"] == "some images"
     zoo.fetch(NAME, cache_dir=cache, registry=registry)
-    rows = zoo.list_models(registry=registry, cache_dir=cache, recipes_dir=recipes)
+    rows = zoo.list_models(registry=registry, cache_dir=cache)
     assert {row["name"]: row["status"] for row in rows}["tiny"] == "cached"
     table = zoo.format_zoo_table(rows)
     assert table.splitlines()[0].split() == ["name", "version", "status", "mAP", "O-F1", "C-F1",
                                              "dataset"]  # fmt: skip
     assert "recipe only" in table and "cached" in table
+
+
+def test_a_record_whose_files_are_gone_is_unavailable_not_a_crash(entry, tmp_path):
+    registry = _published_registry(entry[0], tmp_path)  # local_dir removed, no base_url
+    rows = zoo.list_models(registry=registry, cache_dir=tmp_path / "cache")
+    assert {row["name"]: row["status"] for row in rows}[NAME] == "unavailable"
+    with pytest.raises(zoo.ZooError, match=r"not cached, nor complete in .*staging.*RETDM_ZOO_URL"):
+        zoo.load(NAME, registry=registry, cache_dir=tmp_path / "cache", offline=False)
+
+
+# --------------------------------------------------------------------------- packaged registry
+@pytest.fixture
+def packaged(tmp_path, monkeypatch) -> Path:
+    """A stand-in for the packaged registry and its entries folder (the real ones untouched)."""
+    from retdm_keras.zoo import registry as registry_module
+
+    package = tmp_path / "site-packages" / "retdm_keras" / "zoo"
+    package.mkdir(parents=True)
+    shutil.copy(registry_module.packaged_registry_path(), package / "registry.json")
+    monkeypatch.setattr(
+        registry_module, "packaged_registry_path", lambda: package / "registry.json"
+    )
+    monkeypatch.setattr(registry_module, "packaged_entries_dir", lambda: package / "entries")
+    monkeypatch.delenv("RETDM_ZOO_REGISTRY", raising=False)
+    return package
+
+
+def test_publish_into_the_packaged_registry_copies_the_entry_into_the_package(
+    entry, tmp_path, packaged, images
+):
+    staging = _copy(entry[0], tmp_path / "runs" / "zoo" / NAME)  # e.g. a git-ignored folder
+    record = zoo.publish(staging)  # the default registry: the packaged one
+    assert record["packaged_entry"] == f"{NAME}/1" and "local_dir" not in record
+    text = (packaged / "registry.json").read_text()
+    assert os.fspath(tmp_path) not in text and f"runs/zoo/{NAME}" not in text
+    stored = packaged / "entries" / NAME / "1"
+    assert sorted(p.name for p in stored.iterdir()) == sorted(zoo.ENTRY_FILES)
+    assert (packaged / "cards" / f"{NAME}.md").is_file()
+    shutil.rmtree(staging)
+    cache = tmp_path / "cache"
+    statuses = {row["name"]: row["status"] for row in zoo.list_models(cache_dir=cache)}
+    assert statuses[NAME] == "local" and statuses["coco"] == "recipe only"
+    model = zoo.load(NAME, cache_dir=cache, offline=True)
+    np.testing.assert_allclose(model.predict(images, verbose=0), entry[1], atol=1e-6)
+    # the same files again: the same version, still inside the package
+    assert zoo.publish(stored)["packaged_entry"] == f"{NAME}/1"
+
+
+@pytest.mark.parametrize("name", ["../outside", "a/b", ".hidden"])
+def test_the_packaged_registry_refuses_names_that_leave_the_package(entry, packaged, name):
+    with pytest.raises(zoo.ZooError, match="cannot be a folder of the packaged registry"):
+        zoo.publish(entry[0], name=name)
+    assert not (packaged / "entries").exists()
+
+
+def test_a_packaged_entry_path_may_not_leave_the_package(tmp_path, packaged):
+    content = json.loads((packaged / "registry.json").read_text())
+    record = {"name": NAME, "version": "1", "files": {}, "packaged_entry": "../../elsewhere"}
+    content["models"][NAME] = {"latest": "1", "versions": {"1": record}}
+    (packaged / "registry.json").write_text(json.dumps(content))
+    with pytest.raises(zoo.ZooError, match="must stay inside the package"):
+        zoo.fetch(NAME, cache_dir=tmp_path / "cache")
+
+
+def test_the_package_data_is_there():
+    """The registry, the model cards and the built-in recipes are package data, declared in
+    setup.cfg so that a wheel carries them (the wheel itself is built in another test)."""
+    import configparser
+    import fnmatch
+    from importlib import resources
+
+    root = resources.files("retdm_keras")
+    shipped = [
+        root / "zoo" / "registry.json",
+        root / "zoo" / "cards" / "scene.md",
+        root / "zoo" / "cards" / "scene-features.md",
+        *(root / "recipes" / "builtin").iterdir(),
+    ]
+    assert all(item.is_file() for item in shipped)
+    assert len([p for p in shipped if p.name.endswith(".yaml")]) >= 5
+    config = configparser.ConfigParser()
+    config.read(Path(__file__).resolve().parents[1] / "setup.cfg")
+    patterns = config["options.package_data"]["retdm_keras"].split()
+    for item in shipped:
+        relative = Path(os.fspath(item)).relative_to(Path(os.fspath(root))).as_posix()
+        assert any(fnmatch.fnmatch(relative, p) for p in patterns), f"{relative} not declared"
+    for example in ("zoo/entries/x/1/model.weights.h5", "zoo/entries/x/1/metadata.json"):
+        assert any(fnmatch.fnmatch(example, p) for p in patterns), f"{example} not declared"

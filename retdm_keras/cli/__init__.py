@@ -19,9 +19,10 @@ Examples::
     retdm-keras train --arff-train scene-train.arff --arff-test scene-test.arff \
         --labels-xml scene.xml --val-fraction 0.1 --out runs/scene-arff
 
-    # Train a recipe (data + model + schedule in one YAML file) into a zoo entry folder,
-    # record it in the registry, and list the zoo (or copy a checkpoint into the cache)
-    retdm-keras train --recipe recipes/scene-features.yaml --out runs/zoo/scene-features
+    # Train a recipe (data + model + schedule in one YAML file; a built-in one by its name)
+    # into a zoo entry folder, record it in the registry, and list the zoo (or copy a
+    # checkpoint into the cache)
+    retdm-keras train --recipe scene-features --out runs/zoo/scene-features
     retdm-keras publish runs/zoo/scene-features
     retdm-keras zoo list
     retdm-keras zoo fetch scene-features
@@ -34,7 +35,7 @@ Examples::
 
     # The same search on a recipe's data and model, with a shorter schedule; also writes
     # best_recipe.yaml, the recipe with the best lam/mu (train it with train --recipe)
-    retdm-keras tune --recipe recipes/scene.yaml --epochs 2 1 2 --out runs/scene-tune
+    retdm-keras tune --recipe scene --epochs 2 1 2 --out runs/scene-tune
 
     # The 12 metrics of a saved model on a split (or on an ARFF file with --arff)
     retdm-keras evaluate runs/scene/model.keras --data-dir miml_scene/images \

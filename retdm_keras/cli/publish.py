@@ -37,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--registry",
         help="registry file, created if missing (default: $RETDM_ZOO_REGISTRY, else the "
-        "repository's zoo/registry.json)",
+        "packaged registry, into which the entry is copied)",
     )
     p.add_argument("--name", help="zoo name (default: the entry's)")
     p.add_argument(

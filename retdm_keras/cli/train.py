@@ -171,9 +171,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--recipe",
-        metavar="PATH",
-        help="recipe YAML file holding the data, model and training settings (their options "
-        "are then an error); --out becomes a zoo entry folder with the test metrics",
+        metavar="RECIPE",
+        help="recipe YAML file, or the name of a built-in recipe (scene, scene-features, coco, "
+        "...), holding the data, model and training settings (their options are then an "
+        "error); --out becomes a zoo entry folder with the test metrics",
     )
     _add_data_arguments(p)
     _add_model_arguments(p)

@@ -257,8 +257,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--recipe",
-        metavar="PATH",
-        help="take the data and model settings from a recipe YAML file (their options are "
+        metavar="RECIPE",
+        help="take the data and model settings from a recipe (a YAML file or a built-in "
+        "recipe's name; their options are "
         "then an error) and its training ones, which --epochs, --learning-rates, "
         "--batch-size and --seed override for the search",
     )

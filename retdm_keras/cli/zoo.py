@@ -33,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     zoo_sub = p.add_subparsers(dest="zoo_command", metavar="{list,fetch}")
     zoo_sub.required = True
-    registry_help = "registry file (default: $RETDM_ZOO_REGISTRY, else zoo/registry.json)"
+    registry_help = "registry file (default: $RETDM_ZOO_REGISTRY, else the packaged one)"
     cache_help = "cache folder (default: $KERAS_HOME/retdm_zoo)"
     listing = zoo_sub.add_parser(
         "list",
