@@ -11,7 +11,7 @@ Public API::
 the package's Keras classes, which ``keras.saving.load_model`` needs to rebuild a saved
 model. The ``retdm-keras`` command imports the package with ``RETDM_KERAS_LAZY_IMPORT=1``
 instead, so that ``--help`` and ``zoo list`` answer without loading TensorFlow: each public
-name is then imported on first use (PEP 562), and :func:`_import_all` imports them all.
+name is then imported on first use (PEP 562), and :func:`import_all` imports them all.
 """
 
 import importlib as _importlib
@@ -101,7 +101,7 @@ else:
         return sorted({*globals(), *__all__})
 
 
-def _import_all() -> None:
+def import_all() -> None:
     """Import every public name, as a plain ``import retdm_keras`` does; this registers the
     Keras classes. Does nothing more after an eager import."""
     for name in __all__:

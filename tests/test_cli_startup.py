@@ -204,7 +204,7 @@ except AttributeError as err:
     assert "no_such_name" in str(err)
 else:
     raise AssertionError("no AttributeError")
-retdm_keras._import_all()
+retdm_keras.import_all()
 import keras
 
 assert type(keras.saving.load_model(sys.argv[1])) is RETDM

@@ -183,7 +183,7 @@ def _load_library(*, debug: bool) -> None:
     import retdm_keras
 
     import_tensorflow(tf_log_level(debug=debug))
-    retdm_keras._import_all()
+    retdm_keras.import_all()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -169,7 +169,7 @@ def load_model(path: str) -> RETDM:
     import retdm_keras
     from retdm_keras.model import RETDM
 
-    retdm_keras._import_all()  # registers the serializable classes (also in lazy mode)
+    retdm_keras.import_all()  # registers the serializable classes (also in lazy mode)
 
     _require_file(path, "model file")
     model = keras.models.load_model(path, compile=False)
