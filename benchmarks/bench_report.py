@@ -27,7 +27,7 @@ LABELS = {
 TARGET_AP, TARGET_OF1, TARGET_WINS, TARGET_RATIO, TARGET_NEIGHBOURS_S = 0.955, 0.90, 8, 1.3, 10.0
 
 
-def _pm(entry: dict, digits: int = 4) -> str:
+def mean_std(entry: dict, digits: int = 4) -> str:
     return f"{entry['mean']:.{digits}f} ± {entry['std']:.{digits}f}"
 
 
@@ -58,7 +58,7 @@ def accuracy_table(
         best = min(means) if metric in LOWER_IS_BETTER else max(means)
         cells = []
         for n, mean in zip(names, means, strict=True):
-            text = _pm(methods[n][key][metric])
+            text = mean_std(methods[n][key][metric])
             cells.append(f"**{text}**" if mean == best else text)
         lines.append(f"| {_metric_label(metric)} | " + " | ".join(cells) + " |")
     return lines
@@ -71,43 +71,47 @@ def wins(result: dict, a: str = "retdm", b: str = "bce") -> tuple[int, list[str]
     return len(won), won
 
 
-def _status(ok: bool, gap: str) -> str:
+def status(ok: bool, gap: str) -> str:
     return "met" if ok else f"missed by {gap}"
 
 
-def targets(miml: dict | None, cost: dict | None) -> list[str]:
+def targets(miml: dict | None, cost: dict | None, frozen: dict | None = None) -> list[str]:
     lines = ["| target | measured | status |", "|---|---|---|"]
+    if frozen:
+        import bench_report_frozen
+
+        lines += bench_report_frozen.targets(frozen)
     if miml:
         retdm = miml["methods"]["retdm"]["test"]
         ap, of1 = retdm["average_precision"], retdm["O-F1"]
         ap_gap, of1_gap = TARGET_AP - ap["mean"], TARGET_OF1 - of1["mean"]
         lines.append(
-            f"| RETDM average precision ≥ {TARGET_AP} (MIML test) | {_pm(ap)} | "
-            f"{_status(ap_gap <= 0, f'{ap_gap:.4f}')} |"
+            f"| RETDM average precision ≥ {TARGET_AP} (MIML test) | {mean_std(ap)} | "
+            f"{status(ap_gap <= 0, f'{ap_gap:.4f}')} |"
         )
         lines.append(
-            f"| RETDM O-F1 ≥ {TARGET_OF1} (MIML test) | {_pm(of1)} | "
-            f"{_status(of1_gap <= 0, f'{of1_gap:.4f}')} |"
+            f"| RETDM O-F1 ≥ {TARGET_OF1} (MIML test) | {mean_std(of1)} | "
+            f"{status(of1_gap <= 0, f'{of1_gap:.4f}')} |"
         )
         calibrated = miml["methods"]["retdm"].get("test_calibrated")
         if calibrated:
             gap = TARGET_OF1 - calibrated["O-F1"]["mean"]
             lines.append(
                 f"| (for reference) RETDM O-F1 at per-class thresholds chosen on val | "
-                f"{_pm(calibrated['O-F1'])} | {_status(gap <= 0, f'{gap:.4f}')} |"
+                f"{mean_std(calibrated['O-F1'])} | {status(gap <= 0, f'{gap:.4f}')} |"
             )
         count, won = wins(miml)
         lines.append(
             f"| RETDM better than BCE on ≥ {TARGET_WINS} of 11 metrics (MIML test means) | "
             f"{count} of 11 ({', '.join(won) or 'none'}) | "
-            f"{_status(count >= TARGET_WINS, f'{TARGET_WINS - count} metrics')} |"
+            f"{status(count >= TARGET_WINS, f'{TARGET_WINS - count} metrics')} |"
         )
     if cost:
         configs = cost["step_time"]["configs"]
         ratio = configs["retdm_memory_bank"]["ratio_to_bce"]
         lines.append(
             f"| train-step time RETDM (memory bank) ÷ BCE ≤ {TARGET_RATIO}× | {ratio:.2f}× | "
-            f"{_status(ratio <= TARGET_RATIO, f'{ratio - TARGET_RATIO:.2f}×')} |"
+            f"{status(ratio <= TARGET_RATIO, f'{ratio - TARGET_RATIO:.2f}×')} |"
         )
         hundred = [
             m
@@ -119,7 +123,7 @@ def targets(miml: dict | None, cost: dict | None) -> list[str]:
             lines.append(
                 f"| LabelNeighbors build, 100,000 × 80, < {TARGET_NEIGHBOURS_S:.0f} s | "
                 f"{secs:.1f} s | "
-                f"{_status(secs < TARGET_NEIGHBOURS_S, f'{secs - TARGET_NEIGHBOURS_S:.1f} s')} |"
+                f"{status(secs < TARGET_NEIGHBOURS_S, f'{secs - TARGET_NEIGHBOURS_S:.1f} s')} |"
             )
     return lines
 
@@ -251,6 +255,7 @@ def write_summary(out: Path, mode: str, settings: dict) -> Path:
     miml = read_json(result_path(out, "miml", mode))
     mulan = read_json(result_path(out, "mulan", mode))
     cost = read_json(result_path(out, "cost", mode))
+    frozen = read_json(result_path(out, "frozen", mode))
     meta = read_json(result_path(out, "meta", mode)) or {}
     quick = mode == "quick"
     title = "QUICK run — smoke-sized, not the benchmark" if quick else "full run"
@@ -284,7 +289,7 @@ def write_summary(out: Path, mode: str, settings: dict) -> Path:
     lines += [""]
 
     lines += ["## Targets", ""]
-    lines += targets(miml, cost)
+    lines += targets(miml, cost, frozen)
     lines += [""]
 
     if miml:
@@ -322,7 +327,7 @@ def write_summary(out: Path, mode: str, settings: dict) -> Path:
             f"{tuple(mulan['learning_rates'])}; {mulan['sizes']['train']} train / "
             f"{mulan['sizes']['val']} val (10 % of scene-train, fixed) / "
             f"{mulan['sizes']['test']} test. λ = {mulan['chosen']['lam']}, μ = "
-            f"{mulan['chosen']['mu']} from `recipes/scene-features.yaml` (chosen on that "
+            f"{mulan['chosen']['mu']} from the built-in `scene-features` recipe (chosen on that "
             f"validation fraction). Mean ± sample std over seeds {mulan['seeds']}.",
             "",
         ]
@@ -338,9 +343,16 @@ def write_summary(out: Path, mode: str, settings: dict) -> Path:
         ]
         lines += calibrated_section(mulan)
 
-    if cost:
+    if frozen:
+        import bench_report_frozen
+
+        lines += bench_report_frozen.section(frozen, "## MIML scene images, frozen backbone")
+    if cost or frozen:
+        import bench_report_frozen
+
         lines += ["## Cost", ""]
-        lines += cost_section(cost)
+        lines += cost_section(cost) if cost else []
+        lines += bench_report_frozen.cost_lines(frozen) if frozen else []
         lines += [""]
 
     lines += ["## Plots", ""]
@@ -447,12 +459,13 @@ def readme_block(out: Path, mode: str = "full") -> str:
     miml = read_json(result_path(out, "miml", mode))
     mulan = read_json(result_path(out, "mulan", mode))
     cost = read_json(result_path(out, "cost", mode))
+    frozen = read_json(result_path(out, "frozen", mode))
     lines = [README_BEGIN, ""]
-    if not (miml or mulan or cost):
+    if not (miml or mulan or cost or frozen):
         lines += [f"No {mode} benchmark results yet: run `make bench`.", "", README_END]
         return "\n".join(lines)
     lines += [f"### Benchmark (`make bench`, {mode} run)", ""]
-    lines += targets(miml, cost) + [""]
+    lines += targets(miml, cost, frozen) + [""]
     if miml:
         count, _ = wins(miml)
         best = max(
@@ -485,8 +498,15 @@ def readme_block(out: Path, mode: str = "full") -> str:
         ]
         lines += accuracy_table(mulan)
         lines += ["", f"RETDM beats BCE on {count} of 11 metrics here.", ""]
-    if cost:
-        lines += ["**Cost**:", ""] + _cost_lines(cost) + [""]
+    if frozen:
+        import bench_report_frozen
+
+        lines += bench_report_frozen.section(frozen)
+    if cost or frozen:
+        import bench_report_frozen
+
+        lines += ["**Cost**:", ""] + (_cost_lines(cost) if cost else [])
+        lines += (bench_report_frozen.cost_lines(frozen) if frozen else []) + [""]
     lines += [
         "Every table, the λ × μ grid, the plots and what each method is: "
         f"[`benchmarks/results/summary_{mode}.md`](benchmarks/results/summary_{mode}.md).",

@@ -7,10 +7,13 @@ Sections (``--only``; default all):
   no reconstruction, C2AE, ML-kNN with the same MobileNetV2 (ImageNet) backbone; λ × μ grid
   on the validation split; the test table over ``--seeds``.
 * ``mulan`` — the same table for the MULAN scene features with the ``"mlp"`` backbone.
+* ``frozen`` — MIML with the backbone frozen (``make demo``'s configuration): a cold-cache
+  end-to-end run, linear probe / BCE / RETDM over ``--seeds``, extraction images/s and the
+  train step frozen vs fine-tuning.
 * ``cost``  — train-step time ratios, LabelNeighbors build time / peak memory, inference
   throughput / peak memory, Keras vs ONNX Runtime vs TFLite latency.
-* ``accuracy`` = ``miml`` + ``mulan``; ``summary`` only redraws the plots and the summary
-  from the JSON files already in ``--out``.
+* ``accuracy`` = ``miml`` + ``mulan`` + ``frozen``; ``summary`` only redraws the plots and
+  the summary from the JSON files already in ``--out``.
 
 Outputs in ``--out`` (default ``benchmarks/results``): ``{miml,mulan,cost,meta}_<mode>.json``,
 ``{convergence,sensitivity,latency}_<mode>.png`` and ``summary_<mode>.md``, where ``<mode>`` is
@@ -51,8 +54,8 @@ from bench_common import (  # noqa: E402
     write_json,
 )
 
-SECTIONS = ("miml", "mulan", "cost")
-GROUPS = {"accuracy": ("miml", "mulan"), "all": SECTIONS, "summary": ()}
+SECTIONS = ("miml", "mulan", "frozen", "cost")
+GROUPS = {"accuracy": ("miml", "mulan", "frozen"), "all": SECTIONS, "summary": ()}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -73,7 +76,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def check_data(data: Path, sections) -> None:
     needed = []
-    if "miml" in sections or "cost" in sections:
+    if {"miml", "frozen", "cost"} & set(sections):
         needed += [data / "miml_scene" / "labels.csv", data / "miml_scene" / "split.json"]
         needed += [data / "keras_home" / "models"]
     if "mulan" in sections:
@@ -120,6 +123,10 @@ def main(argv=None) -> int:
             from bench_accuracy import run_mulan
 
             result = run_mulan(settings, args.seeds, data)
+        elif section == "frozen":
+            from bench_frozen import run_frozen
+
+            result = run_frozen(settings, args.seeds, data)
         else:
             from bench_cost import run_cost
 
