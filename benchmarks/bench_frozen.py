@@ -3,9 +3,10 @@
 Three measurements, all with MobileNetV2 (ImageNet) at ``settings.frozen_image_size`` px:
 
 1. **End to end, cold cache.** One RETDM with the library defaults (λ = μ = 1, the
-   learning rates of ``fit_stages``; the full run also uses its 10 + 5 + 10 epochs) trained by ``fit_stages(..., freeze_backbone=True,
-   feature_views=V)`` on the 1,400 training images with an empty feature cache: the wall
-   time from the raw images to a trained model, split into feature extraction and training.
+   learning rates of ``fit_stages``; the full run also uses its 10 + 5 + 10 epochs)
+   trained by ``fit_stages(..., freeze_backbone=True, feature_views=V)`` on the 1,400
+   training images with an empty feature cache: the wall time from the raw images to a
+   trained model, split into feature extraction and training.
 2. **Accuracy.** Linear probe, BCE and RETDM on the same cached features, mean ± std over
    the seeds, on the 400 test images. BCE shares RETDM's classifier stage (the same
    computation), then trains the joint stage with λ = μ = 0; the probe's L2 is chosen on
