@@ -75,3 +75,13 @@ def shared_data() -> Path:
 
 # helper scripts run in subprocesses by the tests; never import them during collection
 collect_ignore_glob = ["scripts/*"]
+
+
+@pytest.fixture
+def imagenet_keras_home(shared_data, monkeypatch) -> Path:
+    """``KERAS_HOME`` pointed at the shared offline ImageNet weights (skip where absent)."""
+    keras_home = shared_data / "keras_home"
+    if not (keras_home / "models" / "mobilenet_2_5_224_tf_no_top.h5").exists():
+        pytest.skip("the offline ImageNet MobileNet weights are not in the shared data")
+    monkeypatch.setenv("KERAS_HOME", str(keras_home))  # read by the loader at call time
+    return keras_home

@@ -8,6 +8,13 @@
     metadata.json      library/Keras/TF versions, recipe, date, data set, and the sha256 and
                        size of every other file
 
+An entry trained with a frozen pretrained backbone (``write_entry(...,
+backbone_weights="imagenet")``) stores ``heads.weights.h5`` instead of ``model.weights.h5``:
+every weight except the backbone's, which is rebuilt from the standard ``keras.applications``
+ImageNet file (Keras fetches and caches it, hash-checked). ``metadata.json`` records the
+sha256 of the backbone's values, and loading refuses a backbone that differs from the one
+the heads were trained on. A MobileNetV2 entry is then about 4 MB instead of 13 MB.
+
 :func:`write_entry` writes one (each file atomically: a temporary file, then ``os.replace``);
 ``retdm_keras.recipes.train_recipe`` calls it after training. :func:`verify_entry` checks
 one against its ``metadata.json``, :func:`load_entry` builds its model.
@@ -33,23 +40,31 @@ __all__ = [
     "CARD_FILE",
     "CONFIG_FILE",
     "ENTRY_FILES",
+    "HEADS_ENTRY_FILES",
+    "HEADS_WEIGHTS_FILE",
     "FORMAT_VERSION",
     "LABELS_FILE",
     "METADATA_FILE",
     "METRICS_FILE",
     "WEIGHTS_FILE",
+    "backbone_sha256",
+    "entry_files",
     "file_info",
     "file_matches",
     "library_versions",
     "load_entry",
+    "load_head_weights",
     "model_card",
+    "save_head_weights",
     "verify_entry",
+    "weights_file",
     "write_entry",
 ]
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
+HEADS_WEIGHTS_FILE = "heads.weights.h5"
 LABELS_FILE = "labels.json"
 METRICS_FILE = "metrics.json"
 CARD_FILE = "README.md"
@@ -63,6 +78,80 @@ ENTRY_FILES: tuple[str, ...] = (
     METADATA_FILE,
 )
 """The files of an entry folder (``metadata.json`` lists the hashes of the others)."""
+HEADS_ENTRY_FILES: tuple[str, ...] = tuple(
+    HEADS_WEIGHTS_FILE if f == WEIGHTS_FILE else f for f in ENTRY_FILES
+)
+"""The files of an entry whose backbone is a reference to pretrained weights."""
+
+
+def entry_files(metadata: Mapping[str, Any]) -> tuple[str, ...]:
+    """The files an entry with this ``metadata.json`` content must hold."""
+    return HEADS_ENTRY_FILES if metadata.get("backbone_weights") else ENTRY_FILES
+
+
+def weights_file(metadata: Mapping[str, Any]) -> str:
+    """The entry's weights file: all weights, or all but the referenced backbone's."""
+    return HEADS_WEIGHTS_FILE if metadata.get("backbone_weights") else WEIGHTS_FILE
+
+
+def backbone_sha256(model: RETDM) -> str:
+    """sha256 over the values of the image backbone's variables (dtype, shape, bytes, in
+    order): what a referenced-backbone entry checks the rebuilt backbone against."""
+    import hashlib
+
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for variable in model.image_embedder.backbone.weights:
+        value = np.ascontiguousarray(np.asarray(variable.numpy()))
+        digest.update(f"{value.dtype}:{value.shape};".encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()
+
+
+def _head_variables(model: RETDM) -> list:
+    """Every variable of ``model`` that is not the image backbone's, in model order."""
+    backbone = {id(v) for v in model.image_embedder.backbone.weights}
+    return [v for v in model.weights if id(v) not in backbone]
+
+
+def save_head_weights(model: RETDM, path: str | os.PathLike[str]) -> None:
+    """Write every weight but the backbone's to an HDF5 file (one dataset per variable,
+    in model order, with its path as an attribute)."""
+    import h5py
+
+    with h5py.File(path, "w") as fh:
+        fh.attrs["format"] = "retdm_keras.head_weights/1"
+        for i, variable in enumerate(_head_variables(model)):
+            data = fh.create_dataset(f"{i:04d}", data=variable.numpy())
+            data.attrs["path"] = variable.path
+
+
+def load_head_weights(model: RETDM, path: str | os.PathLike[str]) -> None:
+    """Assign the weights :func:`save_head_weights` wrote; the model must be built.
+
+    Raises:
+        ValueError: another number of variables, or a shape that differs (named).
+    """
+    import h5py
+
+    variables = _head_variables(model)
+    with h5py.File(path, "r") as fh:
+        names = sorted(fh.keys())
+        if len(names) != len(variables):
+            raise ValueError(
+                f"{path}: {len(names)} head weights stored, the model has {len(variables)}"
+            )
+        values = [fh[n][()] for n in names]
+        stored_paths = [str(fh[n].attrs.get("path", n)) for n in names]
+    for variable, value, stored in zip(variables, values, stored_paths, strict=True):
+        if tuple(variable.shape) != value.shape:
+            raise ValueError(
+                f"{path}: {stored} has shape {value.shape}, the model's {variable.path} "
+                f"{tuple(variable.shape)}"
+            )
+    for variable, value in zip(variables, values, strict=True):
+        variable.assign(value)
 
 
 def file_info(path: Path) -> dict[str, Any]:
@@ -121,6 +210,15 @@ def model_card(metadata: Mapping[str, Any], metrics: Mapping[str, float]) -> str
         f"| backbone | {model.get('backbone', '-')} |",
         f"| input | {inputs} |",
         f"| labels ({len(labels)}) | {', '.join(map(str, labels))} |",
+        *(
+            [
+                f"| weights | the heads only; the backbone is the standard keras.applications "
+                f"`{metadata['backbone_weights'].get('weights')}` file, fetched and cached by "
+                "Keras |"
+            ]
+            if metadata.get("backbone_weights")
+            else []
+        ),
         f"| created | {metadata.get('created', '-')} |",
         f"| software | retdm_keras {versions.get('retdm_keras', '?')}, Keras "
         f"{versions.get('keras', '?')}, TensorFlow {versions.get('tensorflow', '?')} |",
@@ -199,6 +297,7 @@ def write_entry(
     description: str = "",
     recipe: Mapping[str, Any] | None = None,
     training: Mapping[str, Any] | None = None,
+    backbone_weights: str | None = None,
 ) -> Path:
     """Write ``model`` as a zoo entry folder; returns the folder.
 
@@ -211,15 +310,32 @@ def write_entry(
         description: one line for the model card.
         recipe: the recipe as plain data (``Recipe.to_dict()``).
         training: extra facts for ``metadata.json`` (sizes, time, final logs).
+        backbone_weights: ``"imagenet"`` for a model whose backbone kept its pretrained
+            ``keras.applications`` weights (frozen-backbone training): the entry then
+            stores only the other weights (``heads.weights.h5``) and rebuilds the backbone
+            from that standard file when loaded. ``None``: store all weights.
     """
     import keras
 
+    if backbone_weights not in (None, "imagenet"):
+        raise ValueError(f"backbone_weights must be None or 'imagenet', got {backbone_weights!r}")
+    if backbone_weights and model.backbone in ("mlp",):
+        raise ValueError(f"backbone {model.backbone!r} has no pretrained weights to refer to")
     folder = Path(entry_dir)
     folder.mkdir(parents=True, exist_ok=True)
     config = keras.saving.serialize_keras_object(model)
     config = {k: config[k] for k in ("module", "class_name", "config", "registered_name")}
+    if backbone_weights:
+        config["config"] = {**config["config"], "weights": backbone_weights}
     write_json(folder / CONFIG_FILE, config)
-    atomic_write(folder / WEIGHTS_FILE, model.save_weights, suffix=".weights.h5")
+    if backbone_weights:
+        atomic_write(
+            folder / HEADS_WEIGHTS_FILE,
+            lambda tmp: save_head_weights(model, tmp),
+            suffix=".weights.h5",
+        )
+    else:
+        atomic_write(folder / WEIGHTS_FILE, model.save_weights, suffix=".weights.h5")
     labels = model.label_names or [str(j) for j in range(model.num_labels)]
     write_json(folder / LABELS_FILE, labels)
     write_json(folder / METRICS_FILE, dict(metrics))
@@ -241,8 +357,16 @@ def write_entry(
         "recipe": None if recipe is None else dict(recipe),
         "training": None if training is None else dict(training),
     }
+    if backbone_weights:
+        metadata["backbone_weights"] = {
+            "source": "keras.applications",
+            "weights": backbone_weights,
+            "sha256": backbone_sha256(model),
+        }
     write_text(folder / CARD_FILE, model_card(metadata, jsonable(dict(metrics))))
-    metadata["files"] = {f: file_info(folder / f) for f in ENTRY_FILES if f != METADATA_FILE}
+    metadata["files"] = {
+        f: file_info(folder / f) for f in entry_files(metadata) if f != METADATA_FILE
+    }
     write_json(folder / METADATA_FILE, metadata)
     return folder
 
@@ -260,13 +384,18 @@ def verify_entry(entry_dir: str | os.PathLike[str]) -> dict[str, Any]:
     folder = Path(entry_dir)
     if not folder.is_dir():
         raise ZooError(f"zoo entry folder not found: {folder}")
-    missing = [f for f in ENTRY_FILES if not (folder / f).is_file()]
+    if not (folder / METADATA_FILE).is_file():
+        raise ZooError(f"{folder} is not a complete zoo entry: missing {METADATA_FILE}")
+    metadata = read_zoo_json(folder / METADATA_FILE)
+    if not isinstance(metadata, dict):
+        raise ZooError(f"{folder / METADATA_FILE}: not a JSON object")
+    expected = entry_files(metadata)
+    missing = [f for f in expected if not (folder / f).is_file()]
     if missing:
         raise ZooError(f"{folder} is not a complete zoo entry: missing {', '.join(missing)}")
-    metadata = read_zoo_json(folder / METADATA_FILE)
-    files = metadata.get("files") if isinstance(metadata, dict) else None
-    if not isinstance(files, dict) or set(files) != set(ENTRY_FILES) - {METADATA_FILE}:
-        raise ZooError(f"{folder / METADATA_FILE}: 'files' must list {ENTRY_FILES[:-1]}")
+    files = metadata.get("files")
+    if not isinstance(files, dict) or set(files) != set(expected) - {METADATA_FILE}:
+        raise ZooError(f"{folder / METADATA_FILE}: 'files' must list {expected[:-1]}")
     bad = [f for f, info in files.items() if sha256_file(folder / f) != info.get("sha256")]
     if bad:
         raise ZooHashError(
@@ -289,16 +418,32 @@ def load_entry(entry_dir: str | os.PathLike[str], *, verify: bool = True) -> RET
     from retdm_keras.model import RETDM
 
     folder = Path(entry_dir)
-    if verify:
-        verify_entry(folder)
+    metadata = verify_entry(folder) if verify else read_zoo_json(folder / METADATA_FILE)
+    reference = metadata.get("backbone_weights") if isinstance(metadata, dict) else None
     config = read_zoo_json(folder / CONFIG_FILE)
     try:
         model = keras.saving.deserialize_keras_object(config)
         if not isinstance(model, RETDM):
             raise ZooError(f"{folder / CONFIG_FILE} describes a {type(model).__name__}, not RETDM")
-        model.load_weights(folder / WEIGHTS_FILE)
+        if reference:
+            _check_backbone(model, reference, folder)
+            load_head_weights(model, folder / HEADS_WEIGHTS_FILE)
+        else:
+            model.load_weights(folder / WEIGHTS_FILE)
     except ZooError:
         raise
     except Exception as err:
         raise ZooError(f"{folder}: the config and weights do not load: {err}") from err
     return model
+
+
+def _check_backbone(model: RETDM, reference: Mapping[str, Any], folder: Path) -> None:
+    """The rebuilt pretrained backbone must be the one the entry's heads were trained on."""
+    expected = reference.get("sha256")
+    if expected and backbone_sha256(model) != expected:
+        raise ZooError(
+            f"{folder}: the {reference.get('weights')} weights of backbone {model.backbone!r} "
+            f"that Keras loaded differ from those this entry was trained with (sha256 "
+            f"{expected[:12]}...): its heads would be wrong. Delete the cached file in "
+            f"$KERAS_HOME/models and let Keras fetch it again"
+        )

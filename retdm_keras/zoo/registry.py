@@ -37,10 +37,9 @@ from retdm_keras.files import copy_file, write_json, write_text
 from retdm_keras.zoo.entry import (
     CARD_FILE,
     CONFIG_FILE,
-    ENTRY_FILES,
     FORMAT_VERSION,
     METRICS_FILE,
-    WEIGHTS_FILE,
+    entry_files,
     file_info,
     load_entry,
     verify_entry,
@@ -179,9 +178,8 @@ def _next_version(versions: Mapping[str, Any], files: Mapping[str, Any]) -> str:
     """The version of identical files already published, else one more than the highest."""
     for version, record in versions.items():
         old = record.get("files", {})
-        if all(
-            old.get(f, {}).get("sha256") == files[f]["sha256"] for f in (CONFIG_FILE, WEIGHTS_FILE)
-        ):
+        same = [f for f in files if f == CONFIG_FILE or f.endswith(".weights.h5")]
+        if all(old.get(f, {}).get("sha256") == files[f]["sha256"] for f in same):
             return version
     numbers = [int(v) for v in versions if str(v).isdigit()]
     return str(max(numbers, default=0) + 1)
@@ -201,7 +199,7 @@ def _relative_to_registry(entry: Path, registry: Path) -> str:
     return os.path.relpath(entry, registry.resolve().parent)
 
 
-def _copy_into_package(folder: Path, name: str, version: str) -> str:
+def _copy_into_package(folder: Path, name: str, version: str, files: Any) -> str:
     """Copy the entry files to ``entries/<name>/<version>/``; the relative path (POSIX)."""
     for part, what in ((name, "name"), (version, "version")):
         if not _PORTABLE.fullmatch(part):
@@ -214,7 +212,7 @@ def _copy_into_package(folder: Path, name: str, version: str) -> str:
     if not target.is_relative_to(root):  # pragma: no cover - excluded by the check above
         raise ZooError(f"{target} is outside the package's entries folder {root}")
     if target != folder.resolve():
-        for file in ENTRY_FILES:
+        for file in files:
             copy_file(folder / file, target / file)
     return f"{name}/{version}"
 
@@ -256,7 +254,7 @@ def publish(
     path = Path(registry) if registry is not None else default_registry_path()
     content = read_registry(path)
     name = name or metadata["name"]
-    files = {f: file_info(folder / f) for f in ENTRY_FILES}
+    files = {f: file_info(folder / f) for f in entry_files(metadata)}
     model = content["models"].setdefault(name, {})  # a recipe stub keeps its fields
     versions = model.setdefault("versions", {})
     version = str(version) if version is not None else _next_version(versions, files)
@@ -275,7 +273,7 @@ def publish(
         "files": files,
     }
     if is_packaged(path):
-        record["packaged_entry"] = _copy_into_package(folder, name, version)
+        record["packaged_entry"] = _copy_into_package(folder, name, version, files)
     else:
         record["local_dir"] = _relative_to_registry(folder, path)
     versions[version] = record
