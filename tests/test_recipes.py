@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from retdm_keras import zoo
+from retdm_keras import RETDM, fit_stages, zoo
 from retdm_keras.metrics import METRIC_NAMES
 from retdm_keras.recipes import (
     Recipe,
@@ -88,21 +89,20 @@ def test_the_shipped_recipes_validate():
     for stem, recipe in recipes.items():
         assert recipe.name == stem and recipe.dataset and recipe.data.format
     scene = recipes["scene"]
+    # the scene checkpoint is `make demo`'s configuration: a frozen ImageNet MobileNetV2 at
+    # 224 px, 4 views, and the library's defaults for everything the demo leaves default
     assert (scene.model.backbone, scene.model.weights, scene.model.image_size) == (
         "mobilenet_v2",
         "imagenet",
-        160,
+        224,
     )
-    assert (scene.model.embed_dim, scene.model.num_neighbors) == (512, 10)
-    assert (scene.model.lam, scene.model.mu, scene.model.alpha, scene.model.margin) == (
-        0.1,
-        0.1,
-        1.0,
-        0.0,
-    )
-    assert scene.model.embedding_norm == 2.0
-    assert scene.training.epochs == (4, 1, 2)
-    assert scene.training.learning_rates == (0.001, 0.01, 0.0005)
+    assert (scene.training.freeze_backbone, scene.training.feature_views) == (True, 4)
+    defaults = inspect.signature(RETDM).parameters
+    for field in ("embed_dim", "num_neighbors", "lam", "mu", "alpha", "margin", "embedding_norm"):
+        assert getattr(scene.model, field) == defaults[field].default, field
+    fit_defaults = inspect.signature(fit_stages).parameters
+    assert scene.training.epochs == tuple(fit_defaults["epochs"].default)
+    assert scene.training.learning_rates == tuple(fit_defaults["learning_rates"].default)
     assert (scene.training.batch_size, scene.training.seed) == (32, 0)
     assert [scene.data.get(k) for k in ("train_split", "val_split", "test_split")] == [
         "train",

@@ -185,6 +185,12 @@ def train_recipe(
         dataset=recipe.dataset,
         description=recipe.description,
         recipe=recipe.to_dict(),
+        # a frozen ImageNet backbone is the standard keras.applications file: not stored
+        backbone_weights=(
+            "imagenet"
+            if training.freeze_backbone and recipe.model.weights == "imagenet"
+            else None
+        ),
         training={
             "sizes": data.sizes,
             "test_samples": int(len(labels)),
