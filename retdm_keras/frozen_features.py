@@ -513,6 +513,27 @@ def _plain_copy(dataset: tf.data.Dataset) -> tf.data.Dataset | None:
     )
 
 
+def _extraction_copy(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """The same augmented pipeline without shuffling, for extracting views: the features
+    are stored by sample index, so the order does not matter, and filling a shuffle buffer
+    of decoded images every pass costs about a sixth of the extraction time (measured on
+    MIML at 224 px). Other datasets are returned as they are."""
+    source = source_of(dataset)
+    if source is None or not source["shuffle"]:
+        return dataset
+    return image_dataset(
+        source["image_dir"],
+        source["files"],
+        image_size=tuple(source["image_size"]),
+        batch_size=source["batch_size"],
+        training=source["training"],
+        shuffle=False,
+        seed=source["seed"],
+        cache=source.get("cache", False),
+        validate_images=False,  # checked when the original was built
+    )
+
+
 def prepare_frozen_data(
     model: RETDM,
     train_data: tf.data.Dataset,
@@ -554,7 +575,11 @@ def prepare_frozen_data(
     backbone = backbone_fingerprint(model)
     common = dict(cache=cache, backbone=backbone, verbose=verbose)
     train_views, train_labels = cached_features(
-        model, train_data, views=views, description=f"training set, {views} views", **common
+        model,
+        _extraction_copy(train_data),
+        views=views,
+        description=f"training set, {views} views",
+        **common,
     )
     if bank_data is None:
         bank_data = _plain_copy(train_data)

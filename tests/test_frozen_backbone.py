@@ -428,3 +428,21 @@ def test_tune_warns_that_it_fine_tunes_a_frozen_recipe(tmp_path, capsys):
     args.written = frozenset({"recipe", "out"})
     _tune_recipe(args)
     assert "does not support training.freeze_backbone" in capsys.readouterr().err
+
+
+def test_views_are_extracted_from_the_same_pipeline_unshuffled(folder):
+    from retdm_keras.data.folder_csv import source_of
+
+    train, _, _ = _datasets(folder)
+    copy = frozen_features._extraction_copy(train)
+    original, unshuffled = source_of(train), source_of(copy)
+    assert original["shuffle"] and not unshuffled["shuffle"]
+    for key in ("augmentation", "image_size", "seed", "training", "batch_size", "files"):
+        assert unshuffled[key] == original[key], key
+    order = np.concatenate([x["index"].numpy() for x, _ in copy])
+    np.testing.assert_array_equal(order, np.arange(len(order)))
+    first = np.concatenate([x["images"].numpy() for x, _ in copy])
+    again = np.concatenate([x["images"].numpy() for x, _ in copy])
+    assert not np.allclose(first, again)  # new crops every pass, as in training
+    val = _datasets(folder)[1]
+    assert frozen_features._extraction_copy(val) is val  # not shuffled: used as it is

@@ -230,6 +230,7 @@ def image_dataset(
             "training": bool(training),
             "shuffle": bool(shuffle),
             "seed": seed,
+            "cache": cache if isinstance(cache, str) else bool(cache),
             "augmentation": AUGMENTATION_ID if training else "eval_transform",
         },
     )
