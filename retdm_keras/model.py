@@ -493,6 +493,33 @@ class RETDM(keras.Model):
             self.optimizer.build(self.trainable_variables)
 
     @classmethod
+    def from_preset(cls, preset: str, **kwargs) -> RETDM:
+        """A trained ``RETDM`` from the model zoo, in keras-hub's manner.
+
+        Args:
+            preset: a zoo name (``"scene"``, ``"scene-features"``, ``"scene@1"`` for a
+                version) or a zoo entry folder.
+            **kwargs: passed to :func:`retdm_keras.zoo.load` (``cache_dir``, ``offline``,
+                ``registry``).
+
+        Raises:
+            retdm_keras.zoo.NoCheckpointError: the name only has a recipe (the message gives
+                the commands that train and publish it).
+            retdm_keras.zoo.ZooError: an unknown name, a missing or corrupted file.
+
+        Example:
+
+        >>> model = RETDM.from_preset("scene")                   # doctest: +SKIP
+        >>> model.predict_labels(images)                         # doctest: +SKIP
+        """
+        from retdm_keras.zoo import load  # at call time: the zoo builds models, not vice versa
+
+        model = load(preset, **kwargs)
+        if not isinstance(model, cls):
+            raise TypeError(f"preset {preset!r} is a {type(model).__name__}, not a {cls.__name__}")
+        return model
+
+    @classmethod
     def from_config(cls, config):
         # Files saved before these options existed: no Normalization weights, ReLU in g,
         # the classifier alone.

@@ -85,6 +85,8 @@ def test_an_entry_with_a_referenced_backbone_stores_only_the_heads(tmp_path):
     loaded = zoo.load(heads)
     x = _images()
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
+    preset = RETDM.from_preset(str(heads))  # keras-hub's spelling of the same thing
+    np.testing.assert_allclose(preset.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
 
     # through a registry and the cache, as zoo.load("name") does
     registry = tmp_path / "registry.json"
@@ -113,3 +115,8 @@ def test_write_entry_refuses_a_reference_for_a_backbone_without_pretrained_weigh
         zoo.write_entry(model, tmp_path / "e", metrics={}, name="e", backbone_weights="imagenet")
     with pytest.raises(ValueError, match="must be None or 'imagenet'"):
         zoo.write_entry(model, tmp_path / "e", metrics={}, name="e", backbone_weights="random")
+
+
+def test_from_preset_of_a_recipe_only_name_gives_the_commands():
+    with pytest.raises(zoo.NoCheckpointError, match="retdm-keras train --recipe coco"):
+        RETDM.from_preset("coco")

@@ -162,8 +162,12 @@ def _check_label_names(
     return model_names
 
 
+MODEL_HELP = "a saved model (.keras file), a zoo entry folder, or a zoo name (e.g. scene)"
+
+
 def load_model(path: str) -> RETDM:
-    """Load a saved ``RETDM`` (``.keras`` file) without its optimizer state."""
+    """A ``RETDM`` from a ``.keras`` file (without its optimizer state), a zoo entry folder,
+    or a zoo name (``scene``, ``scene@1``: :func:`retdm_keras.zoo.load`)."""
     import keras
 
     import retdm_keras
@@ -171,11 +175,28 @@ def load_model(path: str) -> RETDM:
 
     retdm_keras.import_all()  # registers the serializable classes (also in lazy mode)
 
+    if os.path.isdir(path) or _is_zoo_name(path):
+        from retdm_keras import zoo
+
+        try:
+            return zoo.load(path)
+        except zoo.ZooError as err:
+            raise CLIError(str(err)) from err
     _require_file(path, "model file")
     model = keras.models.load_model(path, compile=False)
     if not isinstance(model, RETDM):
         raise CLIError(f"{path} holds a {type(model).__name__}, not a RETDM model")
     return model
+
+
+def _is_zoo_name(text: str) -> bool:
+    """A name of the zoo rather than a file: no folder part, no extension, not a file here."""
+    return (
+        not os.path.exists(text)
+        and os.sep not in text
+        and "/" not in text
+        and not os.path.splitext(text.partition("@")[0])[1]
+    )
 
 
 def _scores(model: RETDM, dataset: tf.data.Dataset, verbose: int = 0) -> np.ndarray:

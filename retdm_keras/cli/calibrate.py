@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from retdm_keras import recipes
 from retdm_keras.cli._common import (
+    MODEL_HELP,
     PROG,
     CLIError,
     _check_val_fraction,
@@ -158,7 +159,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ),
         formatter_class=_DefaultsFormatter,
     )
-    p.add_argument("model", help="saved model (.keras)")
+    p.add_argument("model", help=MODEL_HELP)
     images = p.add_argument_group("image data")
     images.add_argument("--data-dir", help="image folder")
     images.add_argument("--labels", help="annotation CSV")

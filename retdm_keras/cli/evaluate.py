@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from retdm_keras.cli._common import (
     FEATURE_BACKBONE,
+    MODEL_HELP,
     CLIError,
     _check_label_names,
     _DefaultsFormatter,
@@ -126,7 +127,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Evaluate a saved model on an image split or an ARFF file.",
         formatter_class=_DefaultsFormatter,
     )
-    p.add_argument("model", help="saved model (.keras)")
+    p.add_argument("model", help=MODEL_HELP)
     p.add_argument("--data-dir", help="image folder")
     p.add_argument("--labels", help="annotation CSV")
     p.add_argument("--split-json", help="split file")

@@ -7,7 +7,14 @@ import os
 import sys
 from typing import Any
 
-from retdm_keras.cli._common import PROG, CLIError, _DefaultsFormatter, load_model, write_json
+from retdm_keras.cli._common import (
+    MODEL_HELP,
+    PROG,
+    CLIError,
+    _DefaultsFormatter,
+    load_model,
+    write_json,
+)
 
 # Checked against retdm_keras.export.FORMATS by the tests (see calibrate.CALIBRATION_METHODS).
 EXPORT_SUFFIXES = {"onnx": ".onnx", "saved_model": "_saved_model", "tflite": ".tflite"}
@@ -74,7 +81,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ),
         formatter_class=_DefaultsFormatter,
     )
-    p.add_argument("model", help="saved model (.keras)")
+    p.add_argument("model", help=MODEL_HELP)
     p.add_argument(
         "--format", choices=(*EXPORT_SUFFIXES, "all"), default="onnx", help="export format"
     )

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from retdm_keras.cli._common import (
     FEATURE_BACKBONE,
+    MODEL_HELP,
     CLIError,
     _decisions,
     _DefaultsFormatter,
@@ -66,7 +67,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Print each image's top-k labels; '*' marks the labels the model predicts.",
         formatter_class=_DefaultsFormatter,
     )
-    p.add_argument("model", help="saved model (.keras)")
+    p.add_argument("model", help=MODEL_HELP)
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG/PNG/GIF/BMP)")
     p.add_argument("--top-k", type=int, default=5, help="labels shown per image")
     p.add_argument(

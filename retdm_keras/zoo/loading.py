@@ -135,24 +135,27 @@ def fetch(
 ) -> Path:
     """Make the files of registry model ``name`` (``"name@version"``) present in the cache.
 
-    Order: valid cached files; else the record's folder here (packaged entry or
-    ``local_dir``); else a download
-    from ``$RETDM_ZOO_URL`` (or the registry's ``base_url``), unless offline.
+    Order: the record's folder here (a packaged entry or a ``local_dir``) when every file in
+    it matches its sha256 — used in place, nothing is copied; else valid cached files,
+    completed from that folder where it has some of them; else a download from
+    ``$RETDM_ZOO_URL`` (or the registry's ``base_url``), unless offline.
 
     Returns:
-        The cached entry folder ``<cache>/<name>/<version>``.
+        The entry folder: the packaged / registered one, or ``<cache>/<name>/<version>``.
     """
     name, _, version = name.partition("@")
     path = Path(registry) if registry is not None else default_registry_path()
     content = read_registry(path)
     record = find_record(content, path, name, version or None)
     version = record["version"]
-    target = Path(cache_dir or default_cache_dir()) / name / version
     files: dict[str, dict] = record["files"]
+    local = entry_files_dir(record, path)
+    if local is not None and all(file_matches(local / f, info) for f, info in files.items()):
+        return local  # shipped with the package (or a registered folder): read in place
+    target = Path(cache_dir or default_cache_dir()) / name / version
     needed = [file for file, info in files.items() if not file_matches(target / file, info)]
     if needed:
         _prepare_cache(target, needed)
-    local = entry_files_dir(record, path)
     if needed and local is not None and local.is_dir():
         for file in list(needed):
             if file_matches(local / file, files[file]):
