@@ -96,6 +96,7 @@ def test_an_entry_with_a_referenced_backbone_stores_only_the_heads(tmp_path):
     np.testing.assert_allclose(
         by_name.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5
     )
+    assert not (tmp_path / "cache").exists()  # a complete local entry is read in place
 
 
 def test_a_backbone_that_was_trained_is_refused_when_loaded(tmp_path):
