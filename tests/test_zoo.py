@@ -384,3 +384,26 @@ def test_the_package_data_is_there():
         assert any(fnmatch.fnmatch(relative, p) for p in patterns), f"{relative} not declared"
     for example in ("zoo/entries/x/1/model.weights.h5", "zoo/entries/x/1/metadata.json"):
         assert any(fnmatch.fnmatch(example, p) for p in patterns), f"{example} not declared"
+
+
+def test_the_packaged_registry_is_portable_and_its_entries_complete():
+    """No absolute path and no folder outside the package in the shipped registry; every
+    published version's files are in the package with their recorded sha256; sizes within
+    the issue's limits (20 MB a file, 30 MB in all)."""
+    content = zoo.read_registry(zoo.packaged_registry_path())
+    text = zoo.packaged_registry_path().read_text()
+    assert "local_dir" not in text and "/work" not in text and "runs/" not in text
+    total = 0
+    published = []
+    for name, model in content["models"].items():
+        for version, record in model.get("versions", {}).items():
+            folder = zoo.packaged_entries_dir() / record["packaged_entry"]
+            assert record["packaged_entry"] == f"{name}/{version}"
+            for file, info in record["files"].items():
+                path = folder / file
+                assert path.is_file() and zoo.entry.file_matches(path, info), (name, file)
+                assert info["size"] <= 20 * 2**20
+                total += info["size"]
+            published.append(name)
+    assert {"scene", "scene-features"} <= set(published)
+    assert total <= 30 * 2**20
