@@ -215,7 +215,7 @@ def test_every_package_folder_is_covered():
         ("retdm_keras.zoo.entry", "import retdm_keras.cli", "may not"),
         ("retdm_keras.data.labels", "from retdm_keras.model import RETDM", "may not"),
         ("retdm_keras.data.coco", "from retdm_keras import zoo", "may not"),
-        ("retdm_keras.model", "from retdm_keras import zoo", "only"),
+        ("retdm_keras.training", "from retdm_keras import zoo", "only"),
         ("retdm_keras.training", "from retdm_keras.recipes import Recipe", "only"),
         ("retdm_keras.export", "from retdm_keras.cli._common import CLIError", "only"),
         ("retdm_keras.recipes.run", "from retdm_keras.zoo.loading import load", "use only"),

@@ -135,13 +135,12 @@ def fetch(
 ) -> Path:
     """Make the files of registry model ``name`` (``"name@version"``) present in the cache.
 
-    Order: the record's folder here (a packaged entry or a ``local_dir``) when every file in
-    it matches its sha256 — used in place, nothing is copied; else valid cached files,
-    completed from that folder where it has some of them; else a download from
-    ``$RETDM_ZOO_URL`` (or the registry's ``base_url``), unless offline.
+    Order: valid cached files; else the record's folder here (packaged entry or
+    ``local_dir``); else a download from ``$RETDM_ZOO_URL`` (or the registry's
+    ``base_url``), unless offline. :func:`load` skips the cache for a complete local entry.
 
     Returns:
-        The entry folder: the packaged / registered one, or ``<cache>/<name>/<version>``.
+        The cached entry folder ``<cache>/<name>/<version>``.
     """
     name, _, version = name.partition("@")
     path = Path(registry) if registry is not None else default_registry_path()
@@ -150,8 +149,6 @@ def fetch(
     version = record["version"]
     files: dict[str, dict] = record["files"]
     local = entry_files_dir(record, path)
-    if local is not None and all(file_matches(local / f, info) for f, info in files.items()):
-        return local  # shipped with the package (or a registered folder): read in place
     target = Path(cache_dir or default_cache_dir()) / name / version
     needed = [file for file, info in files.items() if not file_matches(target / file, info)]
     if needed:
@@ -208,4 +205,19 @@ def load(
     text = os.fspath(name_or_path)
     if os.sep in text or text.startswith("."):
         raise ZooError(f"zoo entry folder not found: {text}")
+    local = _complete_local_entry(text, registry)
+    if local is not None:  # shipped with the package (or a registered folder): read in place
+        return load_entry(local)
     return load_entry(fetch(text, cache_dir=cache_dir, offline=offline, registry=registry))
+
+
+def _complete_local_entry(name: str, registry: str | os.PathLike[str] | None) -> Path | None:
+    """The record's folder on this machine when every file in it matches its sha256."""
+    name, _, version = name.partition("@")
+    path = Path(registry) if registry is not None else default_registry_path()
+    record = find_record(read_registry(path), path, name, version or None)
+    local = entry_files_dir(record, path)
+    files = record["files"]
+    if local is not None and all(file_matches(local / f, info) for f, info in files.items()):
+        return local
+    return None
