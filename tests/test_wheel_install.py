@@ -10,6 +10,7 @@ warm zoo cache:
 * ``zoo.load("scene")`` scores the 400 MIML test images at average precision >= 0.94, and
   the 12 metrics equal those its registry record and model card publish;
 * ``RETDM.from_preset("scene-features")`` loads and scores the MULAN test file as published;
+* ``retdm-keras evaluate scene`` on the MIML test split prints the same numbers;
 * ``zoo.load("coco")`` fails with the recipe command;
 * ``retdm-keras zoo list`` shows which entries are available.
 """
@@ -168,6 +169,21 @@ def test_a_user_outside_the_checkout_loads_and_scores_the_zoo_offline(installed,
         for metric, value in report[name].items():
             assert value == pytest.approx(published[metric], abs=1e-4), (name, metric)
     assert "retdm-keras train --recipe coco" in report["coco"]
+
+    # the command line reproduces the card's numbers from the zoo name too
+    scene = shared_data / "miml_scene"
+    evaluated = subprocess.run(
+        [str(installed["venv"] / "bin" / "retdm-keras"), "evaluate", "scene",
+         "--data-dir", str(scene / "images"), "--labels", str(scene / "labels.csv"),
+         "--split-json", str(scene / "split.json"), "--split", "test",
+         "--json", str(user / "scene-test.json")],
+        cwd=user, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    cli_metrics = json.loads((user / "scene-test.json").read_text())
+    cli_metrics = cli_metrics.get("metrics", cli_metrics)
+    for metric, value in report["scene_published"].items():
+        assert cli_metrics[metric] == pytest.approx(value, abs=1e-4), metric
 
     listing = subprocess.run(
         [str(installed["venv"] / "bin" / "retdm-keras"), "zoo", "list"],
