@@ -174,3 +174,4 @@ def test_linear_probe_fits_linear_labels():
     scores = model.predict(x, verbose=0)
     assert scores.shape == (200, 2)
     assert evaluate(y, scores)["O-F1"] > 0.9
+    assert int(model.optimizer.iterations.numpy()) == 60 * 4  # 60 passes of ceil(200/64) batches
