@@ -187,9 +187,7 @@ def train_recipe(
         recipe=recipe.to_dict(),
         # a frozen ImageNet backbone is the standard keras.applications file: not stored
         backbone_weights=(
-            "imagenet"
-            if training.freeze_backbone and recipe.model.weights == "imagenet"
-            else None
+            "imagenet" if training.freeze_backbone and recipe.model.weights == "imagenet" else None
         ),
         training={
             "sizes": data.sizes,
