@@ -180,6 +180,9 @@ class RETDMHyperModel(kt.HyperModel):
         bank_data: un-augmented training data for the memory-bank passes (see ``fit_stages``).
         full_metrics: add every ``metrics.evaluate`` value as ``val_<name>`` to the scored
             stage's logs (one extra pass over ``val_data`` per epoch).
+        freeze_backbone, feature_views, feature_cache: frozen-backbone trials (see
+            ``fit_stages``): the backbone's features are extracted once into the feature
+            cache, so every later trial trains on cached vectors.
         name, tunable: as for ``kt.HyperModel``.
     """
 
@@ -202,10 +205,15 @@ class RETDMHyperModel(kt.HyperModel):
         stage1_weights: str | os.PathLike | None = None,
         bank_data: tf.data.Dataset | None = None,
         full_metrics: bool = True,
+        freeze_backbone: bool = False,
+        feature_views: int = 4,
+        feature_cache: str | os.PathLike | None = None,
         name: str | None = None,
         tunable: bool = True,
     ):
         super().__init__(name=name, tunable=tunable)
+        if freeze_backbone and (model_kwargs or {}).get("backbone") == "mlp":
+            raise ValueError("freeze_backbone needs an image backbone, not 'mlp'")
         if len(epochs) != len(STAGES) or len(learning_rates) != len(STAGES):
             raise ValueError(f"epochs and learning_rates need one value per stage {STAGES}")
         for label, (low, high) in (("lam_range", lam_range), ("mu_range", mu_range)):
@@ -233,6 +241,9 @@ class RETDMHyperModel(kt.HyperModel):
         self.epochs = tuple(int(e) for e in epochs)
         self.learning_rates = tuple(float(lr) for lr in learning_rates)
         self.stage1_weights = None if stage1_weights is None else str(stage1_weights)
+        self.freeze_backbone = bool(freeze_backbone)
+        self.feature_views = int(feature_views)
+        self.feature_cache = feature_cache
         if self.stage1_weights is not None and "embed_dim" in self.choices:
             raise ValueError(
                 "stage1_weights fix the architecture: search_embed_dim cannot be used with them"
@@ -340,6 +351,9 @@ class RETDMHyperModel(kt.HyperModel):
             callbacks=stage_callbacks,
             bank_data=self.bank_data,
             verbose=verbose,
+            freeze_backbone=self.freeze_backbone,
+            feature_views=self.feature_views,
+            feature_cache=self.feature_cache,
         )
         return histories[scored]
 

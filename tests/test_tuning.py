@@ -183,3 +183,23 @@ def test_clear_errors(data, tmp_path):
     )
     with pytest.raises(ValueError, match="no completed trial"):
         best_recipe(tuner)
+
+
+def test_frozen_backbone_trials_keep_the_backbone_and_train_the_rest(data, tmp_path):
+    hm = hypermodel(data, freeze_backbone=True, feature_views=2, feature_cache=tmp_path)
+    hp = kt.HyperParameters()
+    keras.utils.set_random_seed(0)
+    model = hm.build(hp)
+    backbone = [w.numpy().copy() for w in model.image_embedder.backbone.weights]
+    head = [w.numpy().copy() for w in model.classification_head.weights]
+    history = hm.fit(hp, model, verbose=0)
+    assert history.epoch == [2]  # classifier 0, metric 1, joint 2 (the scored stage)
+    assert "val_mAP" in history.history
+    for before, after in zip(backbone, model.image_embedder.backbone.weights, strict=True):
+        np.testing.assert_array_equal(before, after.numpy())  # bit-identical
+    assert any(
+        not np.array_equal(b, a.numpy())
+        for b, a in zip(head, model.classification_head.weights, strict=True)
+    )
+    with pytest.raises(ValueError, match="image backbone"):
+        hypermodel(data, freeze_backbone=True, model_kwargs={"backbone": "mlp", "input_dim": 4})

@@ -99,12 +99,6 @@ def _tune_recipe(args: argparse.Namespace) -> tuple[recipes.Recipe, recipes.Reci
             f"{', '.join(unused)}",
             file=sys.stderr,
         )
-    if training.freeze_backbone:
-        print(
-            f"{PROG}: warning: the search does not support training.freeze_backbone yet: its "
-            "trials fine-tune the backbone",
-            file=sys.stderr,
-        )
     return recipe, dataclasses.replace(recipe, training=training)
 
 
@@ -206,6 +200,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
         learning_rates=tuple(args.learning_rates),
         stage1_weights=args.stage1_weights,
         bank_data=data.bank,
+        # a recipe's frozen-backbone training: features extracted once, every trial cached
+        freeze_backbone=run_recipe is not None and run_recipe.training.freeze_backbone,
+        feature_views=run_recipe.training.feature_views if run_recipe is not None else 4,
     )
     tuner = _make_tuner(args, hypermodel, retdm_objective(args.objective))
     print(
