@@ -16,7 +16,7 @@ import tensorflow as tf
 from PIL import Image
 from test_cli import FAST
 
-from retdm_keras import RETDM, cli, fit_stages, frozen_features, recipes
+from retdm_keras import RETDM, cli, fit_stages, frozen_features, recipes, tuning
 from retdm_keras.data import from_folder
 from retdm_keras.frozen_features import (
     FeatureCacheWarning,
@@ -414,20 +414,29 @@ def test_frozen_model_exports_like_any_model(frozen_run, tmp_path):
     np.testing.assert_allclose(got, model.predict(images, verbose=0), rtol=0, atol=1e-5)
 
 
-def test_tune_warns_that_it_fine_tunes_a_frozen_recipe(tmp_path, capsys):
-    from retdm_keras.cli.tune import _tune_recipe
+def test_tune_searches_a_frozen_recipe_in_frozen_mode(folder, tmp_path, capsys, monkeypatch):
+    class Built(BaseException):  # not an Exception: the CLI's error handler lets it through
+        pass
 
+    seen = {}
+
+    def hypermodel(*args, **kwargs):
+        seen.update(kwargs)
+        raise Built
+
+    monkeypatch.setattr(tuning, "RETDMHyperModel", hypermodel)
     path = tmp_path / "frozen.yaml"
     path.write_text(
         "name: frozen\n"
-        "data: {format: folder_csv, image_dir: images, labels: labels.csv}\n"
-        "model: {backbone: tiny_cnn, image_size: 16}\n"
-        "training: {freeze_backbone: true}\n"
+        f"data: {{format: folder_csv, image_dir: {folder['images']}, labels: {folder['labels']},"
+        f" split_json: {folder['split']}, train_split: train, val_split: val}}\n"
+        f"model: {{backbone: tiny_cnn, image_size: {SIZE}, embed_dim: 8}}\n"
+        "training: {freeze_backbone: true, feature_views: 3, epochs: [1, 1, 1]}\n"
     )
-    args = cli.build_parser().parse_args(["tune", "--recipe", str(path), "--out", "x"])
-    args.written = frozenset({"recipe", "out"})
-    _tune_recipe(args)
-    assert "does not support training.freeze_backbone" in capsys.readouterr().err
+    with pytest.raises(Built):
+        cli.main(["tune", "--recipe", str(path), "--out", str(tmp_path / "out")])
+    assert seen["freeze_backbone"] is True and seen["feature_views"] == 3
+    assert "freeze_backbone" not in capsys.readouterr().err  # no warning any more
 
 
 def test_views_are_extracted_from_the_same_pipeline_unshuffled(folder):
