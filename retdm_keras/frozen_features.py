@@ -497,20 +497,27 @@ class FrozenData:
     val_features: np.ndarray | None
 
 
+def _rebuilt(source: dict[str, Any], **changes: Any) -> tf.data.Dataset:
+    """``image_dataset`` built again from a dataset's ``source_of`` record, with ``changes``
+    to its settings (the images were checked when the original was built)."""
+    settings = dict(
+        image_size=tuple(source["image_size"]),
+        batch_size=source["batch_size"],
+        training=source["training"],
+        shuffle=source["shuffle"],
+        seed=source["seed"],
+        cache=source.get("cache", False),
+        validate_images=False,
+    )
+    return image_dataset(source["image_dir"], source["files"], **{**settings, **changes})
+
+
 def _plain_copy(dataset: tf.data.Dataset) -> tf.data.Dataset | None:
     """The un-augmented, unshuffled twin of an ``image_dataset`` (None for others)."""
     source = source_of(dataset)
     if source is None:
         return None
-    return image_dataset(
-        source["image_dir"],
-        source["files"],
-        image_size=tuple(source["image_size"]),
-        batch_size=source["batch_size"],
-        training=False,
-        shuffle=False,
-        validate_images=False,  # checked when the original was built
-    )
+    return _rebuilt(source, training=False, shuffle=False, seed=None, cache=False)
 
 
 def _extraction_copy(dataset: tf.data.Dataset) -> tf.data.Dataset:
@@ -521,17 +528,7 @@ def _extraction_copy(dataset: tf.data.Dataset) -> tf.data.Dataset:
     source = source_of(dataset)
     if source is None or not source["shuffle"]:
         return dataset
-    return image_dataset(
-        source["image_dir"],
-        source["files"],
-        image_size=tuple(source["image_size"]),
-        batch_size=source["batch_size"],
-        training=source["training"],
-        shuffle=False,
-        seed=source["seed"],
-        cache=source.get("cache", False),
-        validate_images=False,  # checked when the original was built
-    )
+    return _rebuilt(source, shuffle=False)
 
 
 def prepare_frozen_data(
