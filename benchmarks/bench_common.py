@@ -211,3 +211,43 @@ def history_lists(histories: dict) -> dict[str, dict[str, list[float]]]:
         stage: {k: [float(v) for v in values] for k, values in h.history.items()}
         for stage, h in histories.items()
     }
+
+
+# ----------------------------------------------------------------------------- histories
+STAGES = ("classifier", "metric", "joint")  # fit_stages' order
+
+
+def stage_epochs(stages: dict[str, dict[str, list[float]]]) -> tuple[list, list[float]]:
+    """One epoch axis across the stages of a ``history_lists`` result.
+
+    Returns ``[(stage, [epoch numbers], {key: values})]`` for the stages present, in
+    ``fit_stages``' order and numbered on from 1, and the x positions of the boundaries
+    between stages (half-way between two epochs).
+    """
+    axis, boundaries, start = [], [], 0
+    for stage in (s for s in STAGES if s in stages):
+        history = stages[stage]
+        length = len(next(iter(history.values()), []))
+        if start:
+            boundaries.append(start + 0.5)
+        axis.append((stage, list(range(start + 1, start + length + 1)), history))
+        start += length
+    return axis, boundaries
+
+
+def stage_series(stages: dict[str, dict[str, list[float]]], key: str) -> list[float] | None:
+    """``key``'s per-epoch values over all the stages, concatenated; None if a stage lacks it."""
+    values: list[float] = []
+    for _, _, history in stage_epochs(stages)[0]:
+        if key not in history:
+            return None
+        values += history[key]
+    return values
+
+
+def seed_series(runs: list[dict], key: str) -> np.ndarray | None:
+    """``(seeds, epochs)``: ``stage_series`` of each run's ``"stages"``; None if one lacks it."""
+    series = [stage_series(run["stages"], key) for run in runs]
+    if not series or any(s is None for s in series) or len({len(s) for s in series}) != 1:
+        return None
+    return np.array(series, dtype=np.float64)

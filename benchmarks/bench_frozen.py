@@ -7,10 +7,13 @@ Three measurements, all with MobileNetV2 (ImageNet) at ``settings.frozen_image_s
    trained by ``fit_stages(..., freeze_backbone=True, feature_views=V)`` on the 1,400
    training images with an empty feature cache: the wall time from the raw images to a
    trained model, split into feature extraction and training.
-2. **Accuracy.** Linear probe, BCE and RETDM on the same cached features, mean ± std over
-   the seeds, on the 400 test images. BCE shares RETDM's classifier stage (the same
-   computation), then trains the joint stage with λ = μ = 0; the probe's L2 is chosen on
-   the validation split.
+2. **Accuracy.** Linear probe, BCE, RETDM and its two ablations (one-way, α = 0, and no
+   reconstruction, μ = 0) on the same cached features, mean ± std over the seeds, on the 400
+   test images. Per seed, one classifier stage is trained and its weights copied into BCE
+   and the three RETDM variants (the same computation for all); BCE then trains the joint
+   stage with λ = μ = 0, the RETDM variants stages 2 and 3, whose per-epoch histories (the
+   metric loss for the convergence plot) are kept with the loss's chance level; the probe's
+   L2 is chosen on the validation split.
 3. **Cost.** Feature-extraction throughput (images/s through the backbone, augmentation and
    decoding included) and the median joint-stage train step in frozen mode (pooled features
    in) against fine-tuning (images in), same backbone, image size and batch.
@@ -24,12 +27,14 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 from bench_common import aggregate, history_lists, log
 
 from retdm_keras import RETDM, fit_stages
 from retdm_keras.baselines import fit_linear_probe
 from retdm_keras.data import from_folder
 from retdm_keras.frozen_features import FeatureCache, cached_features, prepare_frozen_data
+from retdm_keras.losses import two_way_metric_loss
 from retdm_keras.metrics import evaluate
 from retdm_keras.training import begin_stage
 
@@ -119,8 +124,45 @@ def end_to_end(settings, data: dict, names: list[str], seed: int, cache: str) ->
     return result
 
 
+# the RETDM family: (lam, mu, alpha) overrides of the library defaults, trained from the
+# shared stage-1 weights of each seed with fit_stages' stages 2 and 3 (bench_accuracy's names)
+VARIANTS = {
+    "retdm_one_way": {"alpha": 0.0},
+    "retdm": {},
+    "retdm_no_rec": {"mu": 0.0},
+}
+METHODS = ("linear_probe", "bce", "retdm_one_way", "retdm", "retdm_no_rec")
+
+
+def metric_loss_chance(model: RETDM) -> dict:
+    """``L_metric`` at chance: every distance equal, as ``model`` computes the loss.
+
+    The library's own ``two_way_metric_loss`` on all-zero embeddings (so ``d0 = dk = d'k``),
+    with ``model``'s margin (in its distance units), alpha, distance and hinge reduction and
+    each training sample's real-neighbour mask from the attached training set. Per way and
+    sample that is ``log(1 + n_i)`` (the softmax term over ``n_i + 1`` equal logits) plus the
+    margin (each hinge is ``max(0, margin + d - d)``, averaged over the ``n_i`` real
+    neighbours), so ``(1 + alpha) * (log(1 + K) + margin)`` when every sample has ``K``
+    neighbours; the mean over the training samples is returned.
+    """
+    ts = model.training_set
+    mask = tf.gather(ts.neighbor_mask, ts.set_index).numpy().astype("float32")
+    n, k = mask.shape
+    zeros = np.zeros((n, 1), "float32")  # any width: only the (equal) distances matter
+    loss = two_way_metric_loss(
+        zeros, zeros, np.zeros((n, k, 1), "float32"), np.zeros((n, k, 1), "float32"), mask,
+        margin=model.metric_margin, alpha=model.alpha, distance=model.distance,
+        hinge_reduction=model.hinge_reduction,
+    )  # fmt: skip
+    return {
+        "value": float(np.mean(keras.ops.convert_to_numpy(loss))),
+        "mean_neighbours": float(mask.sum(axis=1).mean()),
+    }
+
+
 def accuracy(settings, data: dict, names: list[str], seeds, cache: str) -> dict:
-    """Linear probe, BCE and RETDM on the cached features, per seed."""
+    """Linear probe, BCE, RETDM and its one-way / no-reconstruction ablations on the cached
+    features, per seed; the RETDM family's stage-2/3 histories and chance metric loss."""
     size, views = settings.frozen_image_size, settings.frozen_views
     files = data["files"]
     extractor = _build(names, size, 0)
@@ -152,30 +194,65 @@ def accuracy(settings, data: dict, names: list[str], seeds, cache: str) -> dict:
             freeze_backbone=True, feature_views=views, feature_cache=cache, verbose=0,
         )  # fmt: skip
 
-    runs: dict[str, list[dict]] = {"linear_probe": [], "bce": [], "retdm": []}
+    def test_scores(model):
+        return model.predict({"backbone_features": plain["test"]}, verbose=0)
+
+    runs: dict[str, list[dict]] = {name: [] for name in METHODS}
+    histories: dict[str, list[dict]] = {name: [] for name in VARIANTS}
+    chance: dict[str, dict] = {}
+    seconds: dict[str, list[float]] = {name: [] for name in METHODS}
     for seed in seeds:
         t0 = time.perf_counter()
         runs["linear_probe"].append(
             evaluate(y["test"], probe(probe_l2, seed).predict(plain["test"], verbose=0))
         )
-        retdm = _build(names, size, seed)
-        fit(retdm, (epochs[0], 0, 0), seed)  # the classifier stage, shared with BCE
-        bce = _build(names, size, seed, lam=0.0, mu=0.0)
-        bce.set_weights(retdm.get_weights())
-        fit(bce, (0, 0, epochs[2]), seed)
-        fit(retdm, (0, epochs[1], epochs[2]), seed)
-        for name, model in (("bce", bce), ("retdm", retdm)):
-            scores = model.predict({"backbone_features": plain["test"]}, verbose=0)
-            runs[name].append(evaluate(y["test"], scores))
+        seconds["linear_probe"].append(time.perf_counter() - t0)
+        # the classifier stage, shared by every other method of this seed: its weights are
+        # copied before RETDM trains on (all variants have the same layers; alpha, mu and
+        # lam only change the loss, so set_weights matches them one to one)
+        t1 = time.perf_counter()
+        first = _build(names, size, seed)
+        fit(first, (epochs[0], 0, 0), seed)
+        stage1 = first.get_weights()
+        reference = test_scores(first)
+        shared = time.perf_counter() - t1
+        models = {"bce": _build(names, size, seed, lam=0.0, mu=0.0)}
+        models.update({name: _build(names, size, seed, **kw) for name, kw in VARIANTS.items()})
+        for name, model in models.items():
+            model.set_weights(stage1)
+            gap = float(np.max(np.abs(test_scores(model) - reference)))
+            if gap > 1e-6:
+                raise RuntimeError(f"{name}: the stage-1 copy predicts differently ({gap:g})")
+        del first
+        for name in ("bce", *VARIANTS):
+            t1 = time.perf_counter()
+            model = models[name]
+            if name == "bce":  # the joint stage with lam = mu = 0
+                fit(model, (0, 0, epochs[2]), seed)
+            else:
+                histories[name].append(history_lists(fit(model, (0, epochs[1], epochs[2]), seed)))
+                chance.setdefault(name, metric_loss_chance(model))
+            runs[name].append(evaluate(y["test"], test_scores(model)))
+            seconds[name].append(shared + time.perf_counter() - t1)
         log(
-            f"  seed {seed}: probe / BCE / RETDM test AP "
-            + " / ".join(f"{runs[m][-1]['average_precision']:.4f}" for m in runs)
+            f"  seed {seed}: probe / BCE / one-way / RETDM / no-rec test AP "
+            + " / ".join(f"{runs[m][-1]['average_precision']:.4f}" for m in METHODS)
             + f" ({time.perf_counter() - t0:.0f} s)"
         )
-    return {
-        "probe_l2": probe_l2,
-        "methods": {name: {"test": aggregate(r)} for name, r in runs.items()},
-    }
+        params = {n: {"lam": m.lam, "mu": m.mu, "alpha": m.alpha} for n, m in models.items()}
+        del models, model
+    methods = {}
+    for name in METHODS:
+        entry = {"test": aggregate(runs[name]), "runs": runs[name], "seconds": seconds[name]}
+        if name in params:
+            entry["params"] = params[name]
+        if name in histories:
+            entry["history"] = [
+                {"seed": seed, "stages": h} for seed, h in zip(seeds, histories[name], strict=True)
+            ]
+            entry["metric_loss_chance"] = chance[name]
+        methods[name] = entry
+    return {"probe_l2": probe_l2, "methods": methods}
 
 
 def step_times(settings, data: dict, names: list[str], cache: str) -> dict:

@@ -8,6 +8,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from bench_common import seed_series, stage_epochs  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 TERMS = (
     ("cls_loss", "L_cls (BCE)"),
@@ -15,7 +18,12 @@ TERMS = (
     ("rec_loss", "L_rec"),
     ("loss", "total L (stage's terms)"),
 )
-STAGES = ("classifier", "metric", "joint")
+SPLITS = (("", "train"), ("val_", "validation"))
+
+
+def _boundaries(ax, boundaries: list[float]) -> None:
+    for x in boundaries:
+        ax.axvline(x, color="grey", linewidth=0.8, linestyle=":")
 
 
 def convergence(results: dict[str, dict], path: Path, mode: str) -> Path | None:
@@ -25,24 +33,19 @@ def convergence(results: dict[str, dict], path: Path, mode: str) -> Path | None:
         return None
     fig, axes = plt.subplots(len(rows), len(TERMS), figsize=(16, 3.4 * len(rows)), squeeze=False)
     for row, (name, conv) in enumerate(rows):
-        stages = [s for s in STAGES if s in conv["stages"]]
+        axis, boundaries = stage_epochs(conv["stages"])
         for col, (key, title) in enumerate(TERMS):
             ax = axes[row][col]
-            start = 0
-            for stage in stages:
-                history = conv["stages"][stage]
-                length = len(next(iter(history.values())))
-                epochs = list(range(start + 1, start + length + 1))
-                for prefix, style, color in (("", "-o", "C0"), ("val_", "--s", "C1")):
+            for i, (_, epochs, history) in enumerate(axis):
+                for (prefix, label), style, color in zip(
+                    SPLITS, ("-o", "--s"), ("C0", "C1"), strict=True
+                ):
                     values = history.get(prefix + key)
                     if values:
-                        label = "validation" if prefix else "train"
                         if any(line.get_label() == label for line in ax.lines):
                             label = "_" + label  # one legend entry per split
                         ax.plot(epochs, values, style, color=color, markersize=3, label=label)
-                if start:
-                    ax.axvline(start + 0.5, color="grey", linewidth=0.8, linestyle=":")
-                start += length
+                _boundaries(ax, boundaries[i - 1 : i] if i else [])
             ax.set_title(f"{name}: {title}", fontsize=9)
             ax.set_xlabel("epoch (classifier | metric | joint)", fontsize=8)
             ax.tick_params(labelsize=7)
@@ -51,6 +54,60 @@ def convergence(results: dict[str, dict], path: Path, mode: str) -> Path | None:
     fig.suptitle(
         f"RETDM convergence, seed 0, chosen lam/mu ({mode} run); dotted lines = stage boundaries",
         fontsize=10,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+FROZEN_VARIANTS = (
+    ("retdm", "RETDM", "C0"),
+    ("retdm_one_way", "one-way (alpha = 0)", "C2"),
+    ("retdm_no_rec", "no rec. (mu = 0)", "C3"),
+)
+
+
+def convergence_frozen(frozen: dict | None, path: Path, mode: str) -> Path | None:
+    """The frozen section's metric loss per epoch over stages 2 and 3 (train, validation):
+    mean over seeds with a min–max band, for RETDM and its two ablations, and the chance
+    level of each (all distances equal) as a dashed line."""
+    methods = (frozen or {}).get("methods", {})
+    rows = [(n, label, c) for n, label, c in FROZEN_VARIANTS if methods.get(n, {}).get("history")]
+    if not rows:
+        return None
+    fig, axes = plt.subplots(1, len(SPLITS), figsize=(12, 4.2), squeeze=False)
+    for ax, (prefix, split) in zip(axes[0], SPLITS, strict=True):
+        for name, label, color in rows:
+            runs = methods[name]["history"]
+            values = seed_series(runs, prefix + "metric_loss")
+            if values is None:
+                continue
+            epochs = np.arange(1, values.shape[1] + 1)
+            ax.plot(epochs, values.mean(axis=0), "-o", color=color, markersize=3, label=label)
+            ax.fill_between(epochs, values.min(axis=0), values.max(axis=0), color=color, alpha=0.2)
+        chances: dict[float, list[tuple[str, str]]] = {}
+        for name, label, color in rows:
+            chance = methods[name].get("metric_loss_chance")
+            if chance:
+                chances.setdefault(round(chance["value"], 6), []).append((label, color))
+        for value, owners in chances.items():
+            ax.axhline(
+                value, linestyle="--", linewidth=1, color=owners[0][1] if len(owners) == 1 else "k",
+                label=f"chance {value:.2f} ({', '.join(o[0] for o in owners)})",
+            )  # fmt: skip
+        _boundaries(ax, stage_epochs(runs[0]["stages"])[1])
+        ax.set_title(f"{split} L_metric per epoch", fontsize=9)
+        ax.set_xlabel("epoch (metric | joint)", fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.tick_params(labelsize=7)
+        if ax.lines:
+            ax.legend(fontsize=7, loc="upper right", bbox_to_anchor=(1.0, 0.93))  # under chance
+    seeds = frozen.get("seeds", [])
+    fig.suptitle(
+        f"Frozen MobileNetV2, MIML scene ({mode} run): metric loss, mean over seeds {seeds} "
+        "(band: min-max); dotted: stage boundary; dashed: chance (all distances equal)",
+        fontsize=9,
     )
     fig.tight_layout()
     fig.savefig(path, dpi=110)

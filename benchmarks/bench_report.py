@@ -71,6 +71,21 @@ def wins(result: dict, a: str = "retdm", b: str = "bce") -> tuple[int, list[str]
     return len(won), won
 
 
+def clear_wins(result: dict, a: str = "retdm", b: str = "bce") -> list[tuple[str, float, float]]:
+    """The metrics of ``wins`` where the gap of the means exceeds the larger of the two seed
+    stds: ``[(metric, mean of a - mean of b, larger std)]``."""
+    ta, tb = result["methods"][a]["test"], result["methods"][b]["test"]
+    out = []
+    for metric in wins(result, a, b)[1]:
+        gap, spread = (
+            ta[metric]["mean"] - tb[metric]["mean"],
+            max(ta[metric]["std"], tb[metric]["std"]),
+        )
+        if abs(gap) > spread:
+            out.append((metric, gap, spread))
+    return out
+
+
 def status(ok: bool, gap: str) -> str:
     return "met" if ok else f"missed by {gap}"
 
@@ -346,7 +361,9 @@ def write_summary(out: Path, mode: str, settings: dict) -> Path:
     if frozen:
         import bench_report_frozen
 
-        lines += bench_report_frozen.section(frozen, "## MIML scene images, frozen backbone")
+        lines += bench_report_frozen.section(
+            frozen, "## MIML scene images, frozen backbone", mode=mode
+        )
     if cost or frozen:
         import bench_report_frozen
 
@@ -360,6 +377,7 @@ def write_summary(out: Path, mode: str, settings: dict) -> Path:
         ("convergence", "Loss terms per epoch across the three stages (RETDM, seed 0)"),
         ("sensitivity", "λ × μ sensitivity on MIML validation"),
         ("latency", "Keras vs ONNX Runtime vs TFLite latency"),
+        ("convergence_frozen", "Frozen backbone: metric loss per epoch, stages 2 and 3"),
     ):
         path = result_path(out, name, mode, ".png")
         if path.exists():
@@ -501,7 +519,7 @@ def readme_block(out: Path, mode: str = "full") -> str:
     if frozen:
         import bench_report_frozen
 
-        lines += bench_report_frozen.section(frozen)
+        lines += bench_report_frozen.section(frozen, plots="benchmarks/results/", mode=mode)
     if cost or frozen:
         import bench_report_frozen
 

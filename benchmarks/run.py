@@ -8,17 +8,19 @@ Sections (``--only``; default all):
   on the validation split; the test table over ``--seeds``.
 * ``mulan`` — the same table for the MULAN scene features with the ``"mlp"`` backbone.
 * ``frozen`` — MIML with the backbone frozen (``make demo``'s configuration): a cold-cache
-  end-to-end run, linear probe / BCE / RETDM over ``--seeds``, extraction images/s and the
-  train step frozen vs fine-tuning.
+  end-to-end run, linear probe / BCE / RETDM one-way / full / no reconstruction over
+  ``--seeds`` (with the metric loss per epoch), extraction images/s and the train step frozen
+  vs fine-tuning.
 * ``cost``  — train-step time ratios, LabelNeighbors build time / peak memory, inference
   throughput / peak memory, Keras vs ONNX Runtime vs TFLite latency.
 * ``accuracy`` = ``miml`` + ``mulan`` + ``frozen``; ``summary`` only redraws the plots and
   the summary from the JSON files already in ``--out``.
 
-Outputs in ``--out`` (default ``benchmarks/results``): ``{miml,mulan,cost,meta}_<mode>.json``,
-``{convergence,sensitivity,latency}_<mode>.png`` and ``summary_<mode>.md``, where ``<mode>`` is
-``quick`` or ``full``, so a quick run never overwrites full results. A full run (into the
-default ``--out``) also rewrites the generated "Benchmark" block of ``README.md``.
+Outputs in ``--out`` (default ``benchmarks/results``):
+``{miml,mulan,frozen,cost,meta}_<mode>.json``,
+``{convergence,convergence_frozen,sensitivity,latency}_<mode>.png`` and ``summary_<mode>.md``,
+where ``<mode>`` is ``quick`` or ``full``, so a quick run never overwrites full results. A full
+run (into the default ``--out``) also rewrites the generated "Benchmark" block of ``README.md``.
 
 Run from the repository root, one heavy run at a time on a shared machine::
 
@@ -140,6 +142,7 @@ def main(argv=None) -> int:
     miml = read_json(result_path(args.out, "miml", mode))
     mulan = read_json(result_path(args.out, "mulan", mode))
     cost = read_json(result_path(args.out, "cost", mode))
+    frozen = read_json(result_path(args.out, "frozen", mode))
     bench_plots.convergence(
         {"MIML scene": miml, "MULAN scene": mulan},
         result_path(args.out, "convergence", mode, ".png"),
@@ -148,6 +151,10 @@ def main(argv=None) -> int:
     if miml:
         bench_plots.sensitivity(
             miml.get("grid"), result_path(args.out, "sensitivity", mode, ".png"), mode
+        )
+    if frozen:
+        bench_plots.convergence_frozen(
+            frozen, result_path(args.out, "convergence_frozen", mode, ".png"), mode
         )
     if cost:
         bench_plots.latency(cost, result_path(args.out, "latency", mode, ".png"), mode)

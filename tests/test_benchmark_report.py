@@ -30,9 +30,92 @@ def test_readme_block_matches_committed_full_results():
 @pytest.fixture
 def quick_as_full(tmp_path):
     """The committed quick results renamed as a full run, in a scratch results folder."""
-    for name in ("miml", "mulan", "cost"):
+    for name in ("miml", "mulan", "frozen", "cost"):
         shutil.copy(RESULTS / f"{name}_quick.json", tmp_path / f"{name}_full.json")
     return tmp_path
+
+
+def _frozen_part(block: str) -> str:
+    start = block.index("**MIML scene images, frozen backbone**")
+    return block[start : block.index("**Cost**", start)]
+
+
+def test_frozen_block_reports_the_ablations_wins_and_convergence(quick_as_full):
+    """Every number the frozen part prints is recomputed here from the per-seed values."""
+    import json
+
+    frozen = json.loads((quick_as_full / "frozen_full.json").read_text())
+    methods = frozen["methods"]
+    text = _frozen_part(bench_report.readme_block(quick_as_full, "full"))
+
+    def mean_std(name, metric):
+        values = methods[name]["test"][metric]["values"]
+        return np.mean(values), np.std(values, ddof=1)
+
+    # the table: the two ablation columns, with their numbers
+    header = next(line for line in text.splitlines() if line.startswith("| metric |"))
+    assert header.split(" | ")[1:] == [
+        "linear probe", "BCE", "RETDM one-way", "**RETDM**", "RETDM no-rec |"
+    ]  # fmt: skip
+    for name in ("retdm_one_way", "retdm_no_rec"):
+        for metric in ("average_precision", "mAP", "O-F1"):
+            assert "{:.4f} ± {:.4f}".format(*mean_std(name, metric)) in text
+    # wins over BCE on the paper's 11 metrics (mAP excluded), and which exceed the spread
+    lower = {"hamming_loss", "ranking_loss", "one_error", "coverage"}
+    won, clear = [], []
+    for metric in bench_report.PAPER_METRICS:
+        (a, sa), (b, sb) = mean_std("retdm", metric), mean_std("bce", metric)
+        if (a < b) if metric in lower else (a > b):
+            won.append(metric)
+            if abs(a - b) > max(sa, sb):
+                clear.append(f"{metric} ({a - b:+.4f}, std {max(sa, sb):.4f})")
+    assert "mAP" not in bench_report.PAPER_METRICS and len(bench_report.PAPER_METRICS) == 11
+    assert (
+        f"RETDM beats BCE on {len(won)} of the paper's 11 metrics here ({', '.join(won)}); "
+        f"on {len(clear)} of them the gap of the means exceeds the larger of the two seed stds"
+    ) in text
+    for item in clear:
+        assert item in text
+    # RETDM vs the probe on AP and mAP
+    for metric in ("average_precision", "mAP"):
+        retdm, probe = mean_std("retdm", metric), mean_std("linear_probe", metric)
+        assert (
+            f"{metric} {retdm[0]:.4f} ± {retdm[1]:.4f} vs {probe[0]:.4f} ± {probe[1]:.4f}" in text
+        )
+    # the convergence line: first and last epoch of the mean train metric loss, and chance
+    for name, label in (
+        ("retdm", "RETDM"), ("retdm_one_way", "RETDM one-way"), ("retdm_no_rec", "RETDM no-rec")
+    ):  # fmt: skip
+        runs = methods[name]["history"]
+        assert len(runs) == len(frozen["seeds"])
+        series = np.mean(
+            [run["stages"]["metric"]["metric_loss"] + run["stages"]["joint"]["metric_loss"]
+             for run in runs],
+            axis=0,
+        )  # fmt: skip
+        alpha = methods[name]["params"]["alpha"]
+        chance = (1 + alpha) * np.log(1 + 10)  # margin 0, K = 10 real neighbours (MIML: 20 sets)
+        assert methods[name]["metric_loss_chance"]["value"] == pytest.approx(chance, rel=1e-5)
+        assert f"{label} {series[0]:.3f} → {series[-1]:.3f} (chance {chance:.3f})" in text
+    png = "convergence_frozen_full.png"
+    assert f"[`{png}`](benchmarks/results/{png})" in text
+
+
+def test_frozen_block_without_the_new_fields_still_renders(tmp_path, quick_as_full):
+    """Results from before the ablations (no one-way / no-rec rows, no histories)."""
+    import json
+
+    frozen = json.loads((quick_as_full / "frozen_full.json").read_text())
+    for name in ("retdm_one_way", "retdm_no_rec"):
+        del frozen["methods"][name]
+    for entry in frozen["methods"].values():
+        entry.pop("history", None)
+        entry.pop("metric_loss_chance", None)
+    (quick_as_full / "frozen_full.json").write_text(json.dumps(frozen))
+    text = _frozen_part(bench_report.readme_block(quick_as_full, "full"))
+    assert "| metric | linear probe | BCE | **RETDM** |" in text
+    assert "one-way" not in text and "convergence_frozen" not in text
+    assert "RETDM beats BCE on" in text and "RETDM vs linear probe:" in text
 
 
 def test_update_readme_replaces_only_the_block(tmp_path, quick_as_full):
