@@ -88,7 +88,7 @@ def end_to_end(settings, data: dict, names: list[str], seed: int, cache: str) ->
     started = time.perf_counter()
     model = _build(names, size, seed)
     built = time.perf_counter()
-    prepare_frozen_data(
+    frozen = prepare_frozen_data(
         model, data["train"], data["val"], data["bank"], views=views, cache_dir=cache,
         verbose=0,
     )  # fmt: skip
@@ -100,11 +100,13 @@ def end_to_end(settings, data: dict, names: list[str], seed: int, cache: str) ->
         feature_cache=cache, verbose=0,
     )  # fmt: skip
     trained = time.perf_counter()
-    images = n_train * views + n_train + len(data["files"]["val"])
+    # the plain view (memory bank) once, the augmented passes, the validation set
+    images = n_train * (1 + frozen.augmented_views) + len(data["files"]["val"])
     scores = model.predict(data["test"], verbose=0)
     result = {
         "seed": seed,
         "views": views,
+        "augmented_views": frozen.augmented_views,
         "images_through_backbone": images,
         "build_seconds": built - started,
         "extraction_seconds": extracted - built,

@@ -162,8 +162,8 @@ def fit_stages(
             projection, the heads and the label side train through the same stages and
             losses; the result predicts on raw images like any ``RETDM``. The backbone's
             trainable state is restored afterwards.
-        feature_views: augmented views per training image (``freeze_backbone`` only); each
-            epoch draws one per image.
+        feature_views: views per training image (``freeze_backbone`` only): the plain view
+            and ``feature_views - 1`` augmented ones; each epoch draws one per image.
         feature_cache: folder of the feature cache (default ``$KERAS_HOME/retdm_features``);
             False extracts without caching.
 

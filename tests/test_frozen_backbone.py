@@ -106,9 +106,35 @@ def test_cached_features_equal_a_fresh_forward_pass(folder, tmp_path):
     np.testing.assert_allclose(again.bank_features, _fresh_features(model, plain_train), atol=1e-5)
     np.testing.assert_array_equal(again.train_views, first.train_views)
     assert again.train_views.shape == (16, 3, model.image_embedder.feature_dim)
-    # the views are augmentations: different from each other and from the plain view
-    assert not np.allclose(again.train_views[:, 0], again.train_views[:, 1])
-    assert not np.allclose(again.train_views[:, 0], again.bank_features)
+    # view 0 is the plain view; the others are augmentations, unlike it and each other
+    assert again.augmented_views == 2
+    np.testing.assert_array_equal(again.train_views[:, 0], again.bank_features)
+    assert not np.allclose(again.train_views[:, 1], again.train_views[:, 2])
+    assert not np.allclose(again.train_views[:, 1], again.bank_features)
+
+
+def test_plain_view_false_extracts_every_view_augmented(folder, tmp_path):
+    train, val, _ = _datasets(folder)
+    model = _model()
+    reused = prepare_frozen_data(model, train, val, views=3, cache_dir=tmp_path, verbose=0)
+    augmented = prepare_frozen_data(
+        model, train, val, views=3, plain_view=False, cache_dir=tmp_path, verbose=0
+    )
+    assert augmented.augmented_views == 3
+    assert augmented.train_views.shape == (16, 3, model.image_embedder.feature_dim)
+    assert not np.allclose(augmented.train_views[:, 0], augmented.bank_features)
+    # the same augmentation stream: the reused run's views 1..2 are passes 1..2 of this one
+    np.testing.assert_allclose(reused.train_views[:, 1:], augmented.train_views[:, :2], atol=1e-6)
+    # an explicit bank that is the plain twin counts too; any other does not
+    plain = from_folder(
+        folder["images"], folder["labels"], split="train", split_json=folder["split"],
+        image_size=SIZE, batch_size=4,
+    )[0]  # fmt: skip
+    assert frozen_features._is_plain_twin(plain, train)
+    assert not frozen_features._is_plain_twin(train, train)  # augmented: not a plain view
+    assert not frozen_features._is_plain_twin(val, train)  # other images
+    explicit = prepare_frozen_data(model, train, val, plain, views=3, cache_dir=tmp_path, verbose=0)
+    np.testing.assert_allclose(explicit.train_views, reused.train_views, atol=1e-6)
 
 
 def test_a_second_call_hits_the_cache_and_a_bad_entry_is_rebuilt(folder, tmp_path, monkeypatch):
@@ -152,10 +178,13 @@ def test_a_second_call_hits_the_cache_and_a_bad_entry_is_rebuilt(folder, tmp_pat
     assert calls == ["validation set, plain view"]
     assert not list(tmp_path.glob(".*tmp")), "temporary files left behind"
 
-    # other views, other backbone weights, a changed image: other keys, new extractions
+    # views=1 (no plain view to reuse) is the same single augmented pass: from the cache
     calls.clear()
     prepare_frozen_data(model, train, val, views=1, cache_dir=tmp_path, verbose=0)
-    assert calls == ["training set, 1 views"]
+    assert calls == []
+    # other views, other backbone weights, a changed image: other keys, new extractions
+    prepare_frozen_data(model, train, val, views=3, cache_dir=tmp_path, verbose=0)
+    assert calls == ["training set, 2 augmented views"]
     calls.clear()
     other = _model()
     other.image_embedder.backbone.weights[0].assign(other.image_embedder.backbone.weights[0] * 2.0)

@@ -15,8 +15,8 @@ schedule (the three stages of ``fit_stages``, optimiser, batch size, seed)::
     training: {epochs: [30, 10, 30], learning_rates: [0.01, 0.01, 0.001], batch_size: 32}
 
 ``training.freeze_backbone: true`` (image backbones) trains with the backbone frozen on
-cached pooled features, ``training.feature_views`` (default 4) augmented views per training
-image (see :mod:`retdm_keras.frozen_features`).
+cached pooled features, ``training.feature_views`` (default 4) views per training image (the
+plain one and 3 augmented) (see :mod:`retdm_keras.frozen_features`).
 
 Paths are kept as written (so a published recipe is portable) and resolved only when data is
 built: ``${NAME}`` is an environment variable (``${RETDM_DATA_DIR}`` is the data folder; the
