@@ -8,8 +8,9 @@ feature cache). It walks through the library's fast path on real data:
    `retdm_keras.data.from_folder` (decode, the paper's corner/centre multi-scale crops and
    flips for training, the row `index` every sample carries).
 2. **Frozen backbone.** MobileNetV2 (ImageNet) stays frozen: `fit_stages(...,
-   freeze_backbone=True)` extracts its pooled features once — `--views` augmented views of
-   every training image, the plain view of the training, validation and test images — and
+   freeze_backbone=True)` extracts its pooled features once — `--views` views of every
+   training image (the plain one and `--views` − 1 augmented), the plain view of the
+   validation and test images — and
    caches them on disk, so the models below train on vectors in seconds. The models that
    come out still predict on raw images.
 3. **Three methods, each over `--seeds`:**
@@ -50,7 +51,12 @@ TITLES = {"linear_probe": "linear probe", "bce": "BCE", "retdm": "RETDM"}
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--views", type=int, default=4, help="augmented views per image")
+    parser.add_argument(
+        "--views",
+        type=int,
+        default=4,
+        help="views per training image (the plain one and V-1 augmented)",
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, nargs=3, default=(10, 5, 10))
     parser.add_argument("--learning-rates", type=float, nargs=3, default=(0.01, 0.01, 0.001))

@@ -364,8 +364,8 @@ def _add_frozen_arguments(p: argparse.ArgumentParser) -> None:
         "--feature-views",
         type=int,
         metavar="V",
-        help="with --freeze-backbone: augmented views extracted per training image (each "
-        f"epoch draws one; default {TrainingSpec.feature_views})",
+        help="with --freeze-backbone: views extracted per training image, the plain one and "
+        f"V-1 augmented (each epoch draws one; default {TrainingSpec.feature_views})",
     )
     frozen.add_argument(
         "--feature-cache",
