@@ -1,0 +1,130 @@
+"""The forward pass: a batch's inputs, ``u = f(x)``, and label probabilities from it."""
+
+from __future__ import annotations
+
+import numpy as np
+from keras import ops
+
+from retdm_keras.label_set_scores import label_set_scores
+
+# Keys of an input dict that hold what f embeds: raw images, feature vectors ("mlp"), or
+# pooled backbone features (frozen-backbone training, see retdm_keras.frozen_features).
+INPUT_KEYS = ("images", "features", "backbone_features")
+BACKBONE_FEATURES = "backbone_features"
+
+
+class ForwardPassMixin:
+    """``RETDM``'s inputs, embeddings and predictions."""
+
+    # ------------------------------------------------------------------ inputs
+    @staticmethod
+    def _split_inputs(x):
+        """``(kind, tensor, index or None)`` of a batch; ``kind`` is one of ``INPUT_KEYS``."""
+        if isinstance(x, dict):
+            for key in INPUT_KEYS:
+                if key in x:
+                    return key, x[key], x.get("index")
+            raise ValueError(
+                "an input dict needs an 'images', 'features' or 'backbone_features' entry, "
+                f"got keys {sorted(x)}"
+            )
+        return "images", x, None
+
+    @classmethod
+    def _inputs_of(cls, x):
+        """The image/feature tensor and the sample index (or None) of a batch."""
+        _, tensor, index = cls._split_inputs(x)
+        return tensor, index
+
+    def _embed(self, kind: str, tensor, training):
+        """``u = f(x)``; pooled backbone features (``kind="backbone_features"``) skip the
+        backbone."""
+        if kind == BACKBONE_FEATURES:
+            return self.image_embedder.embed_backbone_features(tensor, training=training)
+        return self.image_embedder(tensor, training=training)
+
+    # ------------------------------------------------------------------ forward pass
+    def call(self, inputs, training=None):
+        kind, x, _ = self._split_inputs(inputs)
+        return self.probabilities_from_embedding(self._embed(kind, x, training))
+
+    def probabilities_from_embedding(self, u):
+        """Label probabilities ``(B, C)`` (float32) from image embeddings ``u = f(x)``.
+
+        The classification head's sigmoid, mixed — when ``label_set_weight = w > 0``, the
+        metric is trained (λ > 0) and the training label sets are known — with retrieval
+        scores in the metric space
+        (``retdm_keras.label_set_scores``): ``(1 - w) · sigmoid(head(u)) + w · q(u)``.
+        """
+        # float32 probabilities also under a mixed-precision policy
+        probabilities = ops.cast(self.classification_head(u), "float32")
+        if self.label_set_weight == 0.0 or self.lam == 0.0 or not self.label_sets:
+            return probabilities  # λ = 0: the metric space was never trained
+        sets = ops.convert_to_tensor(self._label_set_matrix)
+        set_embeddings = self._metric_space(ops.cast(self.label_embedder(sets), "float32"))
+        scores = label_set_scores(
+            self._metric_space(ops.cast(u, "float32")),
+            set_embeddings,
+            sets,
+            temperature=self.label_set_temperature,
+            distance=self.distance,
+        )
+        w = self.label_set_weight
+        return (1.0 - w) * probabilities + w * scores
+
+    def embed_images(self, inputs, training: bool = False):
+        """``u = f(x)`` for a batch (array, tensor, or input dict)."""
+        kind, x, _ = self._split_inputs(inputs)
+        return self._embed(kind, x, training)
+
+    @property
+    def label_sets(self) -> list[list[int]] | None:
+        """The distinct training label sets (label indices each), or None; saved in the
+        config, used by ``probabilities_from_embedding``."""
+        return self._label_sets
+
+    @label_sets.setter
+    def label_sets(self, value) -> None:
+        if value is None:
+            self._label_sets, self._label_set_matrix = None, None
+            return
+        self._label_sets = [sorted(map(int, s)) for s in value]
+        matrix = np.zeros((len(self._label_sets), self.num_labels), np.float32)
+        for row, labels in enumerate(self._label_sets):
+            matrix[row, labels] = 1.0
+        self._label_set_matrix = matrix  # multi-hot, built once, not at every prediction
+
+    def backbone_features(self, images, training: bool = False):
+        """Pooled backbone features ``(B, D)`` of raw images (or an input dict): ``f`` up to,
+        but excluding, its dropout and projection (``ImageEmbedder.backbone_features``)."""
+        x, _ = self._inputs_of(images)
+        return self.image_embedder.backbone_features(x, training=training)
+
+    def embed_labels(self, labels):
+        """``v = g(y)`` for multi-hot labels ``(B, C)``."""
+        return self.label_embedder(labels)
+
+    @property
+    def decision_threshold(self) -> float | list[float]:
+        """The stored ``thresholds`` (one value or one per label), else 0.5."""
+        return 0.5 if self.thresholds is None else self.thresholds
+
+    def predict_labels(self, x, threshold=None, **predict_kwargs) -> list[list[str]]:
+        """Names (or indices, without ``label_names``) of the predicted labels of each image.
+
+        A label is predicted when its probability is ``>= threshold``. Without ``threshold``,
+        a model with ``top_k`` predicts the ``top_k`` most probable labels of each image (ties
+        go to the lower label index); otherwise the stored ``thresholds`` apply, else 0.5.
+        Each image's labels are listed in label order.
+        """
+        probabilities = self.predict(x, **{"verbose": 0, **predict_kwargs})
+        if threshold is None and self.top_k:
+            order = np.argsort(-probabilities, axis=1, kind="stable")[:, : self.top_k]
+            chosen = np.zeros(probabilities.shape, dtype=bool)
+            np.put_along_axis(chosen, order, True, axis=1)
+        else:
+            if threshold is None:
+                threshold = self.decision_threshold
+            chosen = probabilities >= np.asarray(threshold, dtype=probabilities.dtype)
+        names = self.label_names or list(range(self.num_labels))
+        return [[names[j] for j in np.flatnonzero(row)] for row in chosen]

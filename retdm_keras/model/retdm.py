@@ -1,0 +1,341 @@
+"""``RETDM``: the constructor, the layers it is built from, its config and presets.
+
+The rest of the class is mixed in from the other modules of ``retdm_keras.model``.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from retdm_keras.embedders import ImageEmbedder, LabelEmbedder
+from retdm_keras.heads import ClassificationHead, ReconstructionHead
+from retdm_keras.losses import DISTANCES, HINGE_REDUCTIONS
+from retdm_keras.model.forward import ForwardPassMixin
+from retdm_keras.model.objective import ObjectiveMixin
+from retdm_keras.model.stages import StagesMixin
+from retdm_keras.model.training_data import TrainingDataMixin
+from retdm_keras.training_set import TrainingSet
+
+NEIGHBOR_IMAGES = ("memory_bank", "exact")
+TIE_BREAKS = ("random", "set_order")
+
+
+@keras.saving.register_keras_serializable(package="retdm_keras")
+class RETDM(ForwardPassMixin, StagesMixin, TrainingDataMixin, ObjectiveMixin, keras.Model):
+    """Reconstruction-regularized two-way deep metric learning for multi-label images.
+
+    Args:
+        num_labels: number of labels ``C``.
+        backbone: image backbone name, see ``ImageEmbedder.BACKBONES``.
+        image_size: input image size (int or ``(h, w)``); ignored for ``"mlp"``.
+        embed_dim: size of the shared embedding space (the paper: 512).
+        num_neighbors: ``K``, neighbour label sets per sample.
+        lam: weight ``λ`` of the metric loss.
+        mu: weight ``μ`` of the reconstruction loss.
+        alpha: weight of the second (label → image) way; 0 is the one-way ablation.
+        margin: hinge margin of the metric loss, in unit-sphere distance units when
+            ``embedding_norm`` is set (see ``metric_margin``).
+        hinge_reduction: ``"mean"`` (default) or ``"sum"`` of the hinge over the neighbours.
+        tie_break: which of several equally near label sets become neighbours:
+            ``"random"`` (default; redrawn every epoch, so negatives spread over all of
+            them) or ``"set_order"`` (always the lexicographically first ones).
+        label_set_weight: ``w`` in ``[0, 1]``: predictions mix the classifier's sigmoid
+            (``1 - w``) with label-set retrieval in the metric space (``w``, see
+            ``probabilities_from_embedding``). Default 0.5 (ours, chosen on validation
+            data, see ``docs/method.md``); 0 is the paper's classifier alone. Applies once
+            the model has seen its training set (``prepare_training``) and when it has at
+            most ``MAX_RETRIEVAL_SETS`` distinct label sets.
+        label_set_temperature: the retrieval softmax's temperature ``T`` (default 1).
+        label_sets: the distinct training label sets (label indices each), recorded by
+            ``prepare_training`` and saved with the model; used when ``label_set_weight > 0``.
+        distance: ``"sqeuclidean"`` or ``"euclidean"``.
+        embedding_norm: the metric loss sees ``embedding_norm · u/‖u‖`` and
+            ``embedding_norm · v/‖v‖`` (distances bounded by ``4·embedding_norm²``, default 2).
+            ``None`` uses the raw embeddings; their distances are unbounded and joint
+            training with a pretrained backbone diverged to NaN in our runs.
+        neighbor_images: where ``u_jk`` comes from: ``"memory_bank"`` (default, cheap) or
+            ``"exact"`` (forward the neighbour images through ``f`` every step).
+        decouple_label_rate: the label side (``g``, reconstruction head) descends
+            ``L_metric + (μ/λ)·L_rec`` at the optimiser's full rate instead of
+            ``λ·L_metric + μ·L_rec`` (default True; False is the paper's single objective,
+            where a small λ also slows ``g`` down by λ). ``f`` always gets ``λ·L_metric``.
+        weights: backbone weights, ``"imagenet"``, ``None`` or a file path.
+        backbone_width: MobileNet width multiplier (``alpha`` in ``keras.applications``).
+        input_dim: feature size for the ``"mlp"`` backbone.
+        label_hidden_units: hidden units of the label embedder (the paper: 512).
+        label_activation: the label embedder's hidden activation (default ``"tanh"``, see
+            ``LabelEmbedder``).
+        dropout: dropout before the image projection.
+        freeze_batchnorm: keep the backbone's BatchNormalization statistics frozen (default:
+            True with pretrained ``weights``, False from scratch).
+        standardize: ``"mlp"`` only: standardise the input features inside the model with a
+            ``keras.layers.Normalization`` layer adapted on the training features
+            (``fit_stages`` calls :meth:`adapt`; default True). The statistics are saved
+            with the model, so ``predict`` takes raw features.
+        label_names: optional names of the ``C`` labels, used by ``predict_labels``.
+        thresholds: optional decision threshold, a float or ``C`` floats (default 0.5).
+        top_k: predict the ``top_k`` highest labels per image instead of thresholding (used by
+            ``predict_labels`` when no ``threshold`` is passed); ``None`` (default) thresholds.
+
+    Inputs are raw images, float pixels in ``[0, 255]`` of shape ``(B, H, W, 3)`` (feature
+    vectors ``(B, F)`` for ``"mlp"``), or a dict ``{"images" | "features": ..., "index": ...}``
+    as produced by ``retdm_keras.data``; the output is label probabilities ``(B, C)``. A dict
+    with ``"backbone_features"`` ``(B, D)`` (pooled backbone outputs, see
+    ``ImageEmbedder.backbone_features``) skips the backbone: frozen-backbone training
+    (``fit_stages(..., freeze_backbone=True)``) learns from such batches.
+
+    Examples:
+
+    Predict:
+
+    >>> import numpy as np
+    >>> model = RETDM(num_labels=5, backbone="tiny_cnn", image_size=32, embed_dim=16)
+    >>> model.predict(np.zeros((2, 32, 32, 3), "float32"), verbose=0).shape
+    (2, 5)
+
+    Fit the joint stage on one batch (samples carry their row index for the memory bank):
+
+    >>> x = {"images": np.random.rand(8, 32, 32, 3).astype("float32") * 255,
+    ...      "index": np.arange(8)}
+    >>> y = np.eye(5, dtype="float32")[np.arange(8) % 5]
+    >>> model.compile(optimizer="sgd")
+    >>> history = model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    >>> sorted(history.history)
+    ['cls_loss', 'loss', 'metric_loss', 'rec_loss']
+
+    A custom configuration — feature vectors, one-way loss, exact neighbour images:
+
+    >>> model = RETDM(6, backbone="mlp", input_dim=294, embed_dim=64, alpha=0.0,
+    ...               num_neighbors=5, neighbor_images="exact")
+    """
+
+    # the public path, as before the package split: saved files name it ("module")
+    __module__ = "retdm_keras.model"
+
+    def __init__(
+        self,
+        num_labels: int,
+        backbone: str = "mobilenet_v2",
+        image_size: int | tuple[int, int] = 224,
+        embed_dim: int = 512,
+        num_neighbors: int = 10,
+        lam: float = 1.0,
+        mu: float = 1.0,
+        alpha: float = 1.0,
+        margin: float = 0.0,
+        distance: str = "sqeuclidean",
+        embedding_norm: float | None = 2.0,
+        neighbor_images: str = "memory_bank",
+        decouple_label_rate: bool = True,
+        hinge_reduction: str = "mean",
+        tie_break: str = "random",
+        label_set_weight: float = 0.5,
+        label_set_temperature: float = 1.0,
+        label_sets: list[list[int]] | None = None,
+        weights: str | None = None,
+        backbone_width: float | None = None,
+        input_dim: int | None = None,
+        label_hidden_units: int = 512,
+        label_activation: str = "tanh",
+        dropout: float = 0.0,
+        freeze_batchnorm: bool | None = None,
+        standardize: bool = True,
+        label_names: list[str] | None = None,
+        thresholds: float | list[float] | None = None,
+        top_k: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if distance not in DISTANCES:
+            raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
+        if neighbor_images not in NEIGHBOR_IMAGES:
+            raise ValueError(
+                f"neighbor_images must be one of {NEIGHBOR_IMAGES}, got {neighbor_images!r}"
+            )
+        if label_names is not None and len(label_names) != num_labels:
+            raise ValueError(
+                f"label_names has {len(label_names)} names but num_labels is {num_labels}"
+            )
+        # === config ===
+        self.num_labels = int(num_labels)
+        self.embed_dim = int(embed_dim)
+        self.num_neighbors = int(num_neighbors)
+        self.lam = float(lam)
+        self.mu = float(mu)
+        self.alpha = float(alpha)
+        self.margin = float(margin)
+        self.distance = distance
+        self.embedding_norm = None if embedding_norm is None else float(embedding_norm)
+        self.neighbor_images = neighbor_images
+        self.decouple_label_rate = bool(decouple_label_rate)
+        if hinge_reduction not in HINGE_REDUCTIONS:
+            raise ValueError(
+                f"hinge_reduction must be one of {HINGE_REDUCTIONS}, got {hinge_reduction!r}"
+            )
+        self.hinge_reduction = hinge_reduction
+        if tie_break not in TIE_BREAKS:
+            raise ValueError(f"tie_break must be one of {TIE_BREAKS}, got {tie_break!r}")
+        self.tie_break = tie_break
+        if not 0.0 <= float(label_set_weight) <= 1.0:
+            raise ValueError(f"label_set_weight must be in [0, 1], got {label_set_weight}")
+        if float(label_set_temperature) <= 0.0:
+            raise ValueError(f"label_set_temperature must be > 0, got {label_set_temperature}")
+        self.label_set_weight = float(label_set_weight)
+        self.label_set_temperature = float(label_set_temperature)
+        self.label_sets = label_sets
+        self.label_hidden_units = int(label_hidden_units)
+        self.label_names = list(label_names) if label_names is not None else None
+        self.thresholds = self._check_thresholds(thresholds)
+        self._check_top_k(top_k)
+        self.top_k = None if top_k is None else int(top_k)
+
+        # === layers ===
+        self.image_embedder = ImageEmbedder(
+            backbone,
+            image_size=image_size,
+            embed_dim=embed_dim,
+            weights=weights,
+            width=backbone_width,
+            input_dim=input_dim,
+            dropout=dropout,
+            freeze_batchnorm=freeze_batchnorm,
+            standardize=standardize,
+            name="image_embedder",
+        )
+        self.label_embedder = LabelEmbedder(
+            embed_dim=embed_dim,
+            hidden_units=label_hidden_units,
+            hidden_activation=label_activation,
+            name="label_embedder",
+        )
+        self.classification_head = ClassificationHead(num_labels, name="classification_head")
+        self.reconstruction_head = ReconstructionHead(num_labels, name="reconstruction_head")
+
+        # === training state (not part of the saved model) ===
+        self.cls_loss_tracker = keras.metrics.Mean(name="cls_loss")
+        self.metric_loss_tracker = keras.metrics.Mean(name="metric_loss")
+        self.rec_loss_tracker = keras.metrics.Mean(name="rec_loss")
+        self._training_set: TrainingSet | None = None
+        self._training_input_kind = "images"
+        self._freeze_backbone = False
+        self.stage = "joint"
+        self.build(self.input_shape_without_batch)
+
+    # ------------------------------------------------------------------ structure
+    @property
+    def backbone(self) -> str:
+        """Name of the image backbone."""
+        return self.image_embedder.backbone_name
+
+    @property
+    def input_shape_without_batch(self) -> tuple[int, ...]:
+        """``(H, W, 3)`` for images, ``(F,)`` for feature vectors."""
+        if self.backbone == "mlp":
+            return (int(self.image_embedder.input_dim),)
+        return (*self.image_embedder.image_size, 3)
+
+    def build(self, input_shape=None):
+        if self.built:
+            return
+        self.image_embedder.build((None, *self.input_shape_without_batch))
+        self.classification_head.build((None, self.embed_dim))
+        self.label_embedder.build((None, self.num_labels))
+        self.reconstruction_head.build((None, self.embed_dim))
+        self.built = True
+
+    def _check_thresholds(self, thresholds):
+        if thresholds is None:
+            return None
+        values = np.atleast_1d(np.asarray(thresholds, dtype="float32"))
+        if values.size not in (1, self.num_labels) or values.ndim != 1:
+            raise ValueError(
+                f"thresholds must be one value or {self.num_labels} values, got shape "
+                f"{np.shape(thresholds)}"
+            )
+        if values.size == 1:
+            return float(values[0])
+        return [float(t) for t in values]
+
+    def _check_top_k(self, top_k):
+        if top_k is None:
+            return
+        if isinstance(top_k, bool) or not isinstance(top_k, int | np.integer):
+            raise ValueError(f"top_k must be an integer or None, got {top_k!r}")
+        if not 1 <= top_k <= self.num_labels:
+            raise ValueError(f"top_k must be in 1..{self.num_labels} (num_labels), got {top_k}")
+
+    # ------------------------------------------------------------------ config
+    def get_config(self):
+        embedder = self.image_embedder
+        return {
+            "name": self.name,
+            "num_labels": self.num_labels,
+            "backbone": embedder.backbone_name,
+            "image_size": list(embedder.image_size),
+            "embed_dim": self.embed_dim,
+            "num_neighbors": self.num_neighbors,
+            "lam": self.lam,
+            "mu": self.mu,
+            "alpha": self.alpha,
+            "margin": self.margin,
+            "distance": self.distance,
+            "embedding_norm": self.embedding_norm,
+            "neighbor_images": self.neighbor_images,
+            "decouple_label_rate": self.decouple_label_rate,
+            "hinge_reduction": self.hinge_reduction,
+            "tie_break": self.tie_break,
+            "label_set_weight": self.label_set_weight,
+            "label_set_temperature": self.label_set_temperature,
+            "label_sets": self.label_sets,
+            "weights": None,  # the saved file carries the weights
+            "backbone_width": embedder.width,
+            "input_dim": embedder.input_dim,
+            "label_hidden_units": self.label_hidden_units,
+            "label_activation": self.label_embedder.hidden_activation,
+            "dropout": embedder.dropout_rate,
+            "freeze_batchnorm": embedder.freeze_batchnorm,
+            "standardize": embedder.standardize,
+            "label_names": self.label_names,
+            "thresholds": self.thresholds,
+            "top_k": self.top_k,
+        }
+
+    @classmethod
+    def from_preset(cls, preset: str, **kwargs) -> RETDM:
+        """A trained ``RETDM`` from the model zoo, in keras-hub's manner.
+
+        Args:
+            preset: a zoo name (``"scene"``, ``"scene-features"``, ``"scene@1"`` for a
+                version) or a zoo entry folder.
+            **kwargs: passed to :func:`retdm_keras.zoo.load` (``cache_dir``, ``offline``,
+                ``registry``).
+
+        Raises:
+            retdm_keras.zoo.NoCheckpointError: the name only has a recipe (the message gives
+                the commands that train and publish it).
+            retdm_keras.zoo.ZooError: an unknown name, a missing or corrupted file.
+
+        Example:
+
+        >>> model = RETDM.from_preset("scene")                   # doctest: +SKIP
+        >>> model.predict_labels(images)                         # doctest: +SKIP
+        """
+        from retdm_keras.zoo import load  # at call time: the zoo builds models, not vice versa
+
+        model = load(preset, **kwargs)
+        if not isinstance(model, cls):
+            raise TypeError(f"preset {preset!r} is a {type(model).__name__}, not a {cls.__name__}")
+        return model
+
+    @classmethod
+    def from_config(cls, config):
+        # Files saved before these options existed: no Normalization weights, ReLU in g,
+        # the classifier alone.
+        config = {
+            "standardize": False,
+            "label_activation": "relu",
+            "label_set_weight": 0.0,
+            **config,
+        }
+        return cls(**config)
