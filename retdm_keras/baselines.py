@@ -430,5 +430,5 @@ def fit_linear_probe(
         .repeat(epochs)
         .prefetch(tf.data.AUTOTUNE)
     )
-    model.fit(passes, epochs=1, verbose=verbose)
+    model.fit(passes, epochs=1, shuffle=False, verbose=verbose)  # the pipeline shuffles
     return model
