@@ -13,7 +13,8 @@ backbone_weights="imagenet")``) stores ``heads.weights.h5`` instead of ``model.w
 every weight except the backbone's, which is rebuilt from the standard ``keras.applications``
 ImageNet file (Keras fetches and caches it, hash-checked). ``metadata.json`` records the
 sha256 of the backbone's values, and loading refuses a backbone that differs from the one
-the heads were trained on. A MobileNetV2 entry is then about 4 MB instead of 13 MB.
+the heads were trained on. A MobileNetV2 entry is then about 4 MB instead of 13 MB (the head-weights
+format and the backbone check are in :mod:`retdm_keras.zoo.head_weights`).
 
 :func:`write_entry` writes one (each file atomically: a temporary file, then ``os.replace``);
 ``retdm_keras.recipes.train_recipe`` calls it after training. :func:`verify_entry` checks
@@ -32,6 +33,12 @@ from typing import TYPE_CHECKING, Any
 
 from retdm_keras.files import atomic_write, jsonable, sha256_file, write_json, write_text, yaml_text
 from retdm_keras.zoo.errors import ZooError, ZooHashError, read_zoo_json
+from retdm_keras.zoo.head_weights import (
+    backbone_sha256,
+    check_backbone,
+    load_head_weights,
+    save_head_weights,
+)
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from retdm_keras.model import RETDM
@@ -92,66 +99,6 @@ def entry_files(metadata: Mapping[str, Any]) -> tuple[str, ...]:
 def weights_file(metadata: Mapping[str, Any]) -> str:
     """The entry's weights file: all weights, or all but the referenced backbone's."""
     return HEADS_WEIGHTS_FILE if metadata.get("backbone_weights") else WEIGHTS_FILE
-
-
-def backbone_sha256(model: RETDM) -> str:
-    """sha256 over the values of the image backbone's variables (dtype, shape, bytes, in
-    order): what a referenced-backbone entry checks the rebuilt backbone against."""
-    import hashlib
-
-    import numpy as np
-
-    digest = hashlib.sha256()
-    for variable in model.image_embedder.backbone.weights:
-        value = np.ascontiguousarray(np.asarray(variable.numpy()))
-        digest.update(f"{value.dtype}:{value.shape};".encode())
-        digest.update(value.tobytes())
-    return digest.hexdigest()
-
-
-def _head_variables(model: RETDM) -> list:
-    """Every variable of ``model`` that is not the image backbone's, in model order."""
-    backbone = {id(v) for v in model.image_embedder.backbone.weights}
-    return [v for v in model.weights if id(v) not in backbone]
-
-
-def save_head_weights(model: RETDM, path: str | os.PathLike[str]) -> None:
-    """Write every weight but the backbone's to an HDF5 file (one dataset per variable,
-    in model order, with its path as an attribute)."""
-    import h5py
-
-    with h5py.File(path, "w") as fh:
-        fh.attrs["format"] = "retdm_keras.head_weights/1"
-        for i, variable in enumerate(_head_variables(model)):
-            data = fh.create_dataset(f"{i:04d}", data=variable.numpy())
-            data.attrs["path"] = variable.path
-
-
-def load_head_weights(model: RETDM, path: str | os.PathLike[str]) -> None:
-    """Assign the weights :func:`save_head_weights` wrote; the model must be built.
-
-    Raises:
-        ValueError: another number of variables, or a shape that differs (named).
-    """
-    import h5py
-
-    variables = _head_variables(model)
-    with h5py.File(path, "r") as fh:
-        names = sorted(fh.keys())
-        if len(names) != len(variables):
-            raise ValueError(
-                f"{path}: {len(names)} head weights stored, the model has {len(variables)}"
-            )
-        values = [fh[n][()] for n in names]
-        stored_paths = [str(fh[n].attrs.get("path", n)) for n in names]
-    for variable, value, stored in zip(variables, values, stored_paths, strict=True):
-        if tuple(variable.shape) != value.shape:
-            raise ValueError(
-                f"{path}: {stored} has shape {value.shape}, the model's {variable.path} "
-                f"{tuple(variable.shape)}"
-            )
-    for variable, value in zip(variables, values, strict=True):
-        variable.assign(value)
 
 
 def file_info(path: Path) -> dict[str, Any]:
@@ -426,7 +373,7 @@ def load_entry(entry_dir: str | os.PathLike[str], *, verify: bool = True) -> RET
         if not isinstance(model, RETDM):
             raise ZooError(f"{folder / CONFIG_FILE} describes a {type(model).__name__}, not RETDM")
         if reference:
-            _check_backbone(model, reference, folder)
+            check_backbone(model, reference, folder)
             load_head_weights(model, folder / HEADS_WEIGHTS_FILE)
         else:
             model.load_weights(folder / WEIGHTS_FILE)
@@ -435,15 +382,3 @@ def load_entry(entry_dir: str | os.PathLike[str], *, verify: bool = True) -> RET
     except Exception as err:
         raise ZooError(f"{folder}: the config and weights do not load: {err}") from err
     return model
-
-
-def _check_backbone(model: RETDM, reference: Mapping[str, Any], folder: Path) -> None:
-    """The rebuilt pretrained backbone must be the one the entry's heads were trained on."""
-    expected = reference.get("sha256")
-    if expected and backbone_sha256(model) != expected:
-        raise ZooError(
-            f"{folder}: the {reference.get('weights')} weights of backbone {model.backbone!r} "
-            f"that Keras loaded differ from those this entry was trained with (sha256 "
-            f"{expected[:12]}...): its heads would be wrong. Delete the cached file in "
-            f"$KERAS_HOME/models and let Keras fetch it again"
-        )
