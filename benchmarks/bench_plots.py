@@ -117,8 +117,8 @@ def convergence_frozen(frozen: dict | None, path: Path, mode: str) -> Path | Non
 
 def sensitivity(grid: dict, path: Path, mode: str) -> Path | None:
     """Heat maps of validation average precision and mAP over the lam x mu grid."""
-    if not grid or not grid.get("points"):
-        return None
+    if not grid or len(grid.get("points") or ()) < 2:
+        return None  # no grid (a single point): nothing to map
     points = grid["points"]
     lams = sorted({p["lam"] for p in points})
     mus = sorted({p["mu"] for p in points})
