@@ -36,7 +36,7 @@ def convergence(results: dict[str, dict], path: Path, mode: str) -> Path | None:
         axis, boundaries = stage_epochs(conv["stages"])
         for col, (key, title) in enumerate(TERMS):
             ax = axes[row][col]
-            for i, (_, epochs, history) in enumerate(axis):
+            for _, epochs, history in axis:
                 for (prefix, label), style, color in zip(
                     SPLITS, ("-o", "--s"), ("C0", "C1"), strict=True
                 ):
@@ -45,7 +45,7 @@ def convergence(results: dict[str, dict], path: Path, mode: str) -> Path | None:
                         if any(line.get_label() == label for line in ax.lines):
                             label = "_" + label  # one legend entry per split
                         ax.plot(epochs, values, style, color=color, markersize=3, label=label)
-                _boundaries(ax, boundaries[i - 1 : i] if i else [])
+            _boundaries(ax, boundaries)
             ax.set_title(f"{name}: {title}", fontsize=9)
             ax.set_xlabel("epoch (classifier | metric | joint)", fontsize=8)
             ax.tick_params(labelsize=7)

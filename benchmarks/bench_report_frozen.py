@@ -24,10 +24,9 @@ def _views(frozen: dict) -> str:
 
 
 def _extracted(frozen: dict) -> str:
-    views, augmented = frozen["views"], _augmented(frozen)
-    if augmented == views:
-        return f"{views} augmented views and the plain view of each training image"
-    return f"{views} views of each training image, the plain one and {augmented} augmented"
+    """What went through the backbone per training image."""
+    plain = " and the plain view" if _augmented(frozen) == frozen["views"] else ""
+    return f"{_views(frozen)}{plain} of each training image"
 
 
 def targets(frozen: dict) -> list[str]:

@@ -177,8 +177,13 @@ def cmd_tune(args: argparse.Namespace) -> int:
             how = "a 'val' split in --split-json, or name one with --val-split"
         raise CLIError(f"tune scores every trial on validation data: {how}")
     os.makedirs(args.out, exist_ok=True)
+    frozen: dict = {}  # a recipe's frozen-backbone training: features extracted once
     if run_recipe is not None:
         kwargs, weights = _recipe_model_kwargs(run_recipe, data)
+        training = run_recipe.training
+        frozen = dict(
+            freeze_backbone=training.freeze_backbone, feature_views=training.feature_views
+        )
     else:
         kwargs, weights = _model_kwargs(args, data.label_names, data.input_dim)
         if weights == "imagenet":  # fetch the weights once; from scratch if they cannot be had
@@ -200,9 +205,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         learning_rates=tuple(args.learning_rates),
         stage1_weights=args.stage1_weights,
         bank_data=data.bank,
-        # a recipe's frozen-backbone training: features extracted once, every trial cached
-        freeze_backbone=run_recipe is not None and run_recipe.training.freeze_backbone,
-        feature_views=run_recipe.training.feature_views if run_recipe is not None else 4,
+        **frozen,
     )
     tuner = _make_tuner(args, hypermodel, retdm_objective(args.objective))
     print(
