@@ -347,6 +347,20 @@ class ImageEmbedder(layers.Layer):
         x = self.dropout(x, training=training)
         return self.projection(x)
 
+    def embed_scaling_backbone_gradient(self, inputs, scale: float, training=None):
+        """``(u, u_scaled)``: the embedding twice, from one forward pass.
+
+        Both have the value of ``call(inputs)``, and gradients through either reach the
+        projection in full; through ``u_scaled`` they reach the backbone (and the
+        standardisation) multiplied by ``scale``. ``RETDM`` sends its metric loss through
+        ``u_scaled`` (``backbone_metric_weight``). The projection is linear, so the two
+        share the dropout mask and differ only in where the gradient stops.
+        """
+        features = self.backbone_features(inputs, training=training)
+        x = self.dropout(ops.cast(features, self.compute_dtype), training=training)
+        scaled = scale * x + (1.0 - scale) * ops.stop_gradient(x)
+        return self.projection(x), self.projection(scaled)
+
     def call(self, inputs, training=None):
         features = self.backbone_features(inputs, training=training)
         return self.embed_backbone_features(features, training=training)

@@ -214,6 +214,55 @@ def test_label_side_step_does_not_shrink_with_lambda(decouple):
         np.testing.assert_allclose(delta, expected, rtol=2e-3, atol=1e-6)
 
 
+@pytest.mark.parametrize("share", [0.0, 0.25])
+def test_backbone_gets_its_share_of_the_metric_gradient(share):
+    """The backbone descends ``L_cls + share·λ·L_metric``, the projection ``L_cls + λ·L_metric``.
+
+    The reference gradients are the two terms' own, taken with the paper's joint gradient
+    (``backbone_metric_weight = 1``) on the same batch and neighbours.
+    """
+    x, _ = small_feature_data(n=12)
+    codes = np.arange(1, 13)  # twelve distinct label sets: one image each, no random draws
+    y = ((codes[:, None] >> np.arange(4)) & 1).astype("float32")
+    feats = {"features": x, "index": np.arange(12)}
+    keras.utils.set_random_seed(0)
+    lam, lr = 0.5, 0.05
+    model = RETDM(
+        4, backbone="mlp", input_dim=7, embed_dim=8, label_hidden_units=8, lam=lam, mu=0.3,
+        backbone_metric_weight=share, tie_break="set_order",
+    )  # fmt: skip
+    model.adapt(x)
+    model.set_stage("joint")
+    model.prepare_training(feats, y, batch_size=12)
+    weights = model.trainable_weights
+    model.backbone_metric_weight = 1.0
+    with tf.GradientTape(persistent=True) as tape:
+        _, _, _, cls_loss, metric_loss, _ = model._compute_losses(feats, y, True)
+        metric_term = lam * metric_loss
+    cls_grads = tape.gradient(cls_loss, weights)
+    metric_grads = tape.gradient(metric_term, weights)
+    model.backbone_metric_weight = share
+    deltas = one_step_deltas(model, feats, y, lr)
+    backbone = {id(w) for w in model.image_embedder.backbone.trainable_weights}
+    projection = {id(w) for w in model.image_embedder.projection.trainable_weights}
+    assert backbone and projection
+    for w, delta, gc, gm in zip(weights, deltas, cls_grads, metric_grads, strict=True):
+        if id(w) not in backbone | projection:
+            continue  # the heads and the label side: tested above
+        assert np.abs(np.asarray(gm)).max() > 1e-6  # the metric term reaches every part of f
+        factor = share if id(w) in backbone else 1.0
+        expected = -lr * (np.asarray(gc) + factor * np.asarray(gm))
+        np.testing.assert_allclose(delta, expected, rtol=2e-3, atol=1e-6)
+
+
+def test_backbone_metric_weight_is_saved_and_checked():
+    model = RETDM(4, backbone="mlp", input_dim=7, embed_dim=8, backbone_metric_weight=0.3)
+    assert RETDM.from_config(model.get_config()).backbone_metric_weight == 0.3
+    assert RETDM(4, backbone="mlp", input_dim=7).backbone_metric_weight == 0.1
+    with pytest.raises(ValueError, match="backbone_metric_weight"):
+        RETDM(4, backbone="mlp", input_dim=7, backbone_metric_weight=1.5)
+
+
 def test_memory_bank_keeps_its_clean_fill_in_the_metric_stage():
     x, y = small_feature_data()
     keras.utils.set_random_seed(0)

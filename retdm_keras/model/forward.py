@@ -43,6 +43,20 @@ class ForwardPassMixin:
             return self.image_embedder.embed_backbone_features(tensor, training=training)
         return self.image_embedder(tensor, training=training)
 
+    def _embed_for_losses(self, kind: str, tensor, training):
+        """``(u, u for the metric loss)``: equal values; the second carries only
+        ``backbone_metric_weight`` of its gradient into a trainable backbone."""
+        scale = self.backbone_metric_weight
+        if (
+            kind == BACKBONE_FEATURES  # no backbone in the graph (frozen-backbone training)
+            or scale == 1.0
+            or not training
+            or not self.image_embedder.backbone.trainable
+        ):
+            u = self._embed(kind, tensor, training)
+            return u, u
+        return self.image_embedder.embed_scaling_backbone_gradient(tensor, scale, training)
+
     # ------------------------------------------------------------------ forward pass
     def call(self, inputs, training=None):
         kind, x, _ = self._split_inputs(inputs)

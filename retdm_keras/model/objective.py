@@ -24,7 +24,7 @@ class ObjectiveMixin:
         if self.neighbor_images == "memory_bank":
             return ts.bank.gather(members)
         images = tf.gather(ts.inputs, tf.reshape(members, (-1,)))
-        u = self._embed(self._training_input_kind, images, training)
+        _, u = self._embed_for_losses(self._training_input_kind, images, training)
         u = self._metric_space(tf.cast(u, tf.float32))
         return tf.reshape(u, (tf.shape(set_ids)[0], tf.shape(set_ids)[1], self.embed_dim))
 
@@ -59,12 +59,12 @@ class ObjectiveMixin:
         def f32(t):
             return tf.cast(t, tf.float32)
 
-        u = self._embed(kind, features, training)
+        u, u_for_metric = self._embed_for_losses(kind, features, training)
         logits = f32(self.classification_head.logits(u))
         cls_loss = ops.mean(classification_loss(y, logits))
         zero = tf.zeros((), dtype=cls_loss.dtype)
         metric_loss = rec_loss = zero
-        u_metric = self._metric_space(f32(u))
+        u_metric = self._metric_space(f32(u_for_metric))
         if self.stage != "classifier" and (self.lam > 0 or self.mu > 0):
             v = self.label_embedder(y)
             if self.mu > 0:

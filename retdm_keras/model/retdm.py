@@ -60,6 +60,13 @@ class RETDM(ForwardPassMixin, StagesMixin, TrainingDataMixin, ObjectiveMixin, ke
             ``L_metric + (μ/λ)·L_rec`` at the optimiser's full rate instead of
             ``λ·L_metric + μ·L_rec`` (default True; False is the paper's single objective,
             where a small λ also slows ``g`` down by λ). ``f`` always gets ``λ·L_metric``.
+        backbone_metric_weight: the share of the metric gradient that reaches the trainable
+            backbone (everything of ``f`` below the projection): the projection descends
+            ``λ·L_metric`` and the backbone ``backbone_metric_weight·λ·L_metric`` (BCE
+            reaches both in full). Default 0.1 (ours, chosen on validation data, see
+            ``docs/method.md``): at full weight the metric term, ≈ 10× BCE in size, pulls a
+            fine-tuned pretrained backbone away from the features the classifier reads.
+            1 is the paper's joint gradient; frozen-backbone training is unaffected.
         weights: backbone weights, ``"imagenet"``, ``None`` or a file path.
         backbone_width: MobileNet width multiplier (``alpha`` in ``keras.applications``).
         input_dim: feature size for the ``"mlp"`` backbone.
@@ -128,6 +135,7 @@ class RETDM(ForwardPassMixin, StagesMixin, TrainingDataMixin, ObjectiveMixin, ke
         embedding_norm: float | None = 2.0,
         neighbor_images: str = "memory_bank",
         decouple_label_rate: bool = True,
+        backbone_metric_weight: float = 0.1,
         hinge_reduction: str = "mean",
         tie_break: str = "random",
         label_set_weight: float = 0.5,
@@ -174,6 +182,11 @@ class RETDM(ForwardPassMixin, StagesMixin, TrainingDataMixin, ObjectiveMixin, ke
                 f"hinge_reduction must be one of {HINGE_REDUCTIONS}, got {hinge_reduction!r}"
             )
         self.hinge_reduction = hinge_reduction
+        if not 0.0 <= float(backbone_metric_weight) <= 1.0:
+            raise ValueError(
+                f"backbone_metric_weight must be in [0, 1], got {backbone_metric_weight}"
+            )
+        self.backbone_metric_weight = float(backbone_metric_weight)
         if tie_break not in TIE_BREAKS:
             raise ValueError(f"tie_break must be one of {TIE_BREAKS}, got {tie_break!r}")
         self.tie_break = tie_break
@@ -283,6 +296,7 @@ class RETDM(ForwardPassMixin, StagesMixin, TrainingDataMixin, ObjectiveMixin, ke
             "embedding_norm": self.embedding_norm,
             "neighbor_images": self.neighbor_images,
             "decouple_label_rate": self.decouple_label_rate,
+            "backbone_metric_weight": self.backbone_metric_weight,
             "hinge_reduction": self.hinge_reduction,
             "tie_break": self.tie_break,
             "label_set_weight": self.label_set_weight,
