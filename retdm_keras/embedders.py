@@ -343,9 +343,11 @@ class ImageEmbedder(layers.Layer):
     def embed_backbone_features(self, features, training=None):
         """The embedding ``(B, embed_dim)`` of pooled backbone features ``(B, D)``: dropout,
         then the projection (the part of ``f`` above :meth:`backbone_features`)."""
-        x = ops.cast(features, self.compute_dtype)
-        x = self.dropout(x, training=training)
-        return self.projection(x)
+        return self.projection(self._dropped(features, training))
+
+    def _dropped(self, features, training):
+        """Pooled backbone features in the compute dtype, after the dropout."""
+        return self.dropout(ops.cast(features, self.compute_dtype), training=training)
 
     def embed_scaling_backbone_gradient(self, inputs, scale: float, training=None):
         """``(u, u_scaled)``: the embedding twice, from one forward pass.
@@ -356,8 +358,7 @@ class ImageEmbedder(layers.Layer):
         ``u_scaled`` (``backbone_metric_weight``). The projection is linear, so the two
         share the dropout mask and differ only in where the gradient stops.
         """
-        features = self.backbone_features(inputs, training=training)
-        x = self.dropout(ops.cast(features, self.compute_dtype), training=training)
+        x = self._dropped(self.backbone_features(inputs, training=training), training)
         scaled = scale * x + (1.0 - scale) * ops.stop_gradient(x)
         return self.projection(x), self.projection(scaled)
 

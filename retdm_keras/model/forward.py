@@ -45,12 +45,19 @@ class ForwardPassMixin:
 
     def _embed_for_losses(self, kind: str, tensor, training):
         """``(u, u for the metric loss)``: equal values; the second carries only
-        ``backbone_metric_weight`` of its gradient into a trainable backbone."""
+        ``backbone_metric_weight`` of its gradient into a trainable backbone.
+
+        One tensor serves both wherever no metric gradient reaches a backbone: no backbone
+        in the graph, the full share, evaluation, no metric term to train (the classifier
+        stage, λ = 0), or a frozen backbone.
+        """
         scale = self.backbone_metric_weight
         if (
             kind == BACKBONE_FEATURES  # no backbone in the graph (frozen-backbone training)
             or scale == 1.0
             or not training
+            or self.stage == "classifier"
+            or self.lam == 0.0
             or not self.image_embedder.backbone.trainable
         ):
             u = self._embed(kind, tensor, training)

@@ -59,7 +59,8 @@ class RETDM(ForwardPassMixin, StagesMixin, TrainingDataMixin, ObjectiveMixin, ke
         decouple_label_rate: the label side (``g``, reconstruction head) descends
             ``L_metric + (μ/λ)·L_rec`` at the optimiser's full rate instead of
             ``λ·L_metric + μ·L_rec`` (default True; False is the paper's single objective,
-            where a small λ also slows ``g`` down by λ). ``f`` always gets ``λ·L_metric``.
+            where a small λ also slows ``g`` down by λ). ``f`` always gets ``λ·L_metric``
+            (its backbone ``backbone_metric_weight`` of it).
         backbone_metric_weight: the share of the metric gradient that reaches the trainable
             backbone (everything of ``f`` below the projection): the projection descends
             ``λ·L_metric`` and the backbone ``backbone_metric_weight·λ·L_metric`` (BCE
