@@ -1,7 +1,8 @@
-"""What the example scripts share: the repository root and the real-data folder."""
+"""What the example scripts share: the repository root, the real-data folder, quiet logs."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -23,3 +24,22 @@ def find_data_dir() -> Path:
             "and run again with RETDM_DATA_DIR set."
         )
     return data_dir
+
+
+class _NoRetracingNotice(logging.Filter):
+    """Drops TensorFlow's "triggered tf.function retracing" notice.
+
+    Each model's first ``predict`` traces its own function; a demo that trains and scores
+    several small models in a row (probe L2 choice, seeds) trips TensorFlow's heuristic,
+    which is meant for one function re-traced in a loop. Nothing else is filtered.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+def quiet_retracing_notices() -> None:
+    """Install :class:`_NoRetracingNotice` on TensorFlow's logger (after importing it)."""
+    import tensorflow as tf
+
+    tf.get_logger().addFilter(_NoRetracingNotice())

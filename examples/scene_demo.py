@@ -42,7 +42,8 @@ import os
 import time
 from pathlib import Path
 
-from _data import REPO, find_data_dir  # examples/_data.py: the script folder is on sys.path
+# examples/_data.py (the script folder is on sys.path)
+from _data import REPO, find_data_dir, quiet_retracing_notices
 
 METHODS = ("linear_probe", "bce", "retdm")
 TITLES = {"linear_probe": "linear probe", "bce": "BCE", "retdm": "RETDM"}
@@ -89,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     from retdm_keras.frozen_features import FeatureCache, cached_features, prepare_frozen_data
     from retdm_keras.metrics import LOWER_IS_BETTER, evaluate
     from retdm_keras.training import resolve_verbose
+
+    quiet_retracing_notices()  # each model's first predict is a trace, not a loop
 
     started = time.time()
     scene = data_dir / "miml_scene"

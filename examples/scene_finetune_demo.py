@@ -35,7 +35,8 @@ import os
 import time
 from pathlib import Path
 
-from _data import REPO, find_data_dir  # examples/_data.py: the script folder is on sys.path
+# examples/_data.py (the script folder is on sys.path)
+from _data import REPO, find_data_dir, quiet_retracing_notices
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     import retdm_keras
     from retdm_keras.data import from_folder
     from retdm_keras.metrics import evaluate, format_table
+
+    quiet_retracing_notices()  # each model's first predict is a trace, not a loop
 
     started = time.time()
     scene = data_dir / "miml_scene"
