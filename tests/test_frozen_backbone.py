@@ -23,6 +23,8 @@ from retdm_keras.frozen_features import (
     feature_dataset,
     prepare_frozen_data,
 )
+from retdm_keras.frozen_features import cache as frozen_cache
+from retdm_keras.frozen_features import datasets as frozen_datasets
 
 LABELS = ["red", "green", "blue"]
 LABEL_SETS = [(1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 0), (0, 1, 1), (1, 0, 1)]
@@ -130,9 +132,9 @@ def test_plain_view_false_extracts_every_view_augmented(folder, tmp_path):
         folder["images"], folder["labels"], split="train", split_json=folder["split"],
         image_size=SIZE, batch_size=4,
     )[0]  # fmt: skip
-    assert frozen_features._is_plain_twin(plain, train)
-    assert not frozen_features._is_plain_twin(train, train)  # augmented: not a plain view
-    assert not frozen_features._is_plain_twin(val, train)  # other images
+    assert frozen_datasets._is_plain_twin(plain, train)
+    assert not frozen_datasets._is_plain_twin(train, train)  # augmented: not a plain view
+    assert not frozen_datasets._is_plain_twin(val, train)  # other images
     explicit = prepare_frozen_data(model, train, val, plain, views=3, cache_dir=tmp_path, verbose=0)
     np.testing.assert_allclose(explicit.train_views, reused.train_views, atol=1e-6)
 
@@ -147,7 +149,7 @@ def test_a_second_call_hits_the_cache_and_a_bad_entry_is_rebuilt(folder, tmp_pat
         calls.append(kwargs.get("description"))
         return extract(*args, **kwargs)
 
-    monkeypatch.setattr(frozen_features, "extract_features", counting)
+    monkeypatch.setattr(frozen_cache, "extract_features", counting)  # what the cache calls
     first = prepare_frozen_data(model, train, val, views=2, cache_dir=tmp_path, verbose=0)
     assert len(calls) == 3
     manifests = {p: p.stat().st_mtime_ns for p in tmp_path.glob("*.json")}
@@ -472,7 +474,7 @@ def test_views_are_extracted_from_the_same_pipeline_unshuffled(folder):
     from retdm_keras.data.folder_csv import source_of
 
     train, _, _ = _datasets(folder)
-    copy = frozen_features._extraction_copy(train)
+    copy = frozen_datasets._extraction_copy(train)
     original, unshuffled = source_of(train), source_of(copy)
     assert original["shuffle"] and not unshuffled["shuffle"]
     for key in ("augmentation", "image_size", "seed", "training", "batch_size", "files"):
@@ -483,4 +485,4 @@ def test_views_are_extracted_from_the_same_pipeline_unshuffled(folder):
     again = np.concatenate([x["images"].numpy() for x, _ in copy])
     assert not np.allclose(first, again)  # new crops every pass, as in training
     val = _datasets(folder)[1]
-    assert frozen_features._extraction_copy(val) is val  # not shuffled: used as it is
+    assert frozen_datasets._extraction_copy(val) is val  # not shuffled: used as it is
