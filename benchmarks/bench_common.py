@@ -41,6 +41,9 @@ class Settings:
     probe_epochs: int = 100
     c2ae_alphas: tuple[float, ...] = (1.0, 10.0)
     c2ae_epochs: int = 100
+    # scikit-learn's C (inverse L2) for BR-LR
+    br_lr_cs: tuple[float, ...] = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 10.0)
+    br_lr_folds: int = 5  # C is chosen by k-fold CV on the training rows
     mlknn_k: int = 10
     mlknn_s: float = 1.0
     # --- MULAN scene features, "mlp" backbone: read from recipes/scene-features.yaml ---

@@ -154,3 +154,26 @@ def test_block_without_results_says_so(tmp_path):
     assert "No full benchmark results yet" in block
     assert block.startswith(bench_report.README_BEGIN)
     assert block.endswith(bench_report.README_END)
+
+
+def _entry(**means):
+    return {"test": {m: {"mean": v, "std": 0.0} for m, v in means.items()}}
+
+
+def test_classical_baselines_sentence_names_who_is_beaten_on_both_metrics():
+    result = {
+        "methods": {
+            "retdm": _entry(average_precision=0.86, ranking_loss=0.075),
+            "br_lr": _entry(average_precision=0.85, ranking_loss=0.080),  # worse on both
+            "mlknn": _entry(average_precision=0.87, ranking_loss=0.090),  # better AP
+        }
+    }
+    (line, blank) = bench_report.classical_lines(result)
+    assert blank == ""
+    assert "average_precision 0.8600 vs BR-LR 0.8500, ML-kNN 0.8700" in line
+    assert "ranking_loss 0.0750 vs BR-LR 0.0800, ML-kNN 0.0900" in line
+    assert line.endswith("RETDM beats BR-LR on both metrics.")
+    result["methods"]["retdm"] = _entry(average_precision=0.80, ranking_loss=0.1)
+    assert bench_report.classical_lines(result)[0].endswith("beats none of them on both.")
+    del result["methods"]["br_lr"], result["methods"]["mlknn"]
+    assert bench_report.classical_lines(result) == []
