@@ -272,14 +272,8 @@ def feature_baselines(settings, seeds, x_train, y_train, x_val, y_val, x_test, y
     knn = MLkNN(k=settings.mlknn_k, s=settings.mlknn_s).fit(x_train, y_train)
     scores = score(y_val, knn.predict_proba(x_val), y_test, knn.predict_proba(x_test))
     seconds = time.time() - started
-    out["mlknn"] = {
-        "runs": [scores["test"]] * len(seeds),  # deterministic: identical for every seed
-        "runs_calibrated": [scores["test_calibrated"]] * len(seeds),
-        "val": [scores["val"]] * len(seeds),
-        "seconds": [seconds] * len(seeds),
-        "params": {"k": settings.mlknn_k, "s": settings.mlknn_s},
-        "deterministic": True,
-    }
+    params = {"k": settings.mlknn_k, "s": settings.mlknn_s}
+    out["mlknn"] = deterministic_entry(scores, seconds, len(seeds), params)
     log(f"  mlknn: {seconds:.1f} s")
     splits = (x_train, y_train, x_val, y_val, x_test, y_test)
     out["br_lr"] = binary_relevance_lr(settings, seeds, *splits)
@@ -328,13 +322,18 @@ def binary_relevance_lr(settings, seeds, x_train, y_train, x_val, y_val, x_test,
     scores = score(y_val, model.predict_proba(x_val), y_test, model.predict_proba(x_test))
     seconds = time.time() - started
     log(f"  br_lr: C={chosen} chosen by {settings.br_lr_folds}-fold CV; {seconds:.1f} s")
+    params = {"C": chosen, "folds": settings.br_lr_folds}
+    return {**deterministic_entry(scores, seconds, len(seeds), params), "selection": selection}
+
+
+def deterministic_entry(scores: dict, seconds: float, num_seeds: int, params: dict) -> dict:
+    """A method entry for a deterministic baseline: one fit's scores stand for every seed."""
     return {
-        "runs": [scores["test"]] * len(seeds),  # deterministic: identical for every seed
-        "runs_calibrated": [scores["test_calibrated"]] * len(seeds),
-        "val": [scores["val"]] * len(seeds),
-        "seconds": [seconds] * len(seeds),
-        "params": {"C": chosen, "folds": settings.br_lr_folds},
-        "selection": selection,
+        "runs": [scores["test"]] * num_seeds,
+        "runs_calibrated": [scores["test_calibrated"]] * num_seeds,
+        "val": [scores["val"]] * num_seeds,
+        "seconds": [seconds] * num_seeds,
+        "params": params,
         "deterministic": True,
     }
 
