@@ -1,5 +1,7 @@
 """RETDM model: stages freeze the right parts, the loss is the documented one, saving works."""
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -213,6 +215,31 @@ def test_keras_round_trip_gives_identical_predictions(tmp_path):
     assert loaded.predict_labels(x["images"]) == model.predict_labels(x["images"])
     # the label branch is saved too
     np.testing.assert_array_equal(loaded.embed_labels(y).numpy(), model.embed_labels(y).numpy())
+
+
+@pytest.mark.parametrize(
+    ("stage", "lam_mu"), [("classifier", 1.0), ("metric", 1.0), ("joint", 0.0)]
+)
+def test_a_saved_stage_reloads_with_its_optimizer_state(tmp_path, stage, lam_mu):
+    """What trains in the stage a model was saved in trains after loading, so the saved
+    optimizer's slots (here SGD momentum) load in full, not skipped with a warning."""
+    model = tiny_model(lam=lam_mu, mu=lam_mu)
+    x, y = tiny_data()
+    model.set_stage(stage)
+    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9))
+    model.fit(as_dataset(x, y), epochs=1, verbose=0)
+    trained = [tuple(v.shape) for v in model.trainable_variables]
+    path = tmp_path / "model.keras"
+    model.save(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Keras warns when it skips optimizer variables
+        loaded = keras.models.load_model(path)
+    assert loaded.stage == stage
+    assert [tuple(v.shape) for v in loaded.trainable_variables] == trained
+    saved, restored = model.optimizer.variables, loaded.optimizer.variables
+    assert len(restored) == len(saved) > 2  # the momentum slots, not just the step and rate
+    for a, b in zip(restored, saved, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
 def test_mlp_backbone_round_trip(tmp_path):

@@ -93,6 +93,10 @@ class RETDM(ForwardPassMixin, StagesMixin, TrainingDataMixin, ObjectiveMixin, ke
     ``ImageEmbedder.backbone_features``) skips the backbone: frozen-backbone training
     (``fit_stages(..., freeze_backbone=True)``) learns from such batches.
 
+    ``model.save("m.keras")`` keeps the training stage (:meth:`set_stage`) with the rest of
+    the configuration: a loaded model trains the parts it trained when it was saved, and its
+    optimizer's state loads in full.
+
     Examples:
 
     Predict:
@@ -314,6 +318,7 @@ class RETDM(ForwardPassMixin, StagesMixin, TrainingDataMixin, ObjectiveMixin, ke
             "label_names": self.label_names,
             "thresholds": self.thresholds,
             "top_k": self.top_k,
+            "stage": self.stage,
         }
 
     @classmethod
@@ -353,4 +358,9 @@ class RETDM(ForwardPassMixin, StagesMixin, TrainingDataMixin, ObjectiveMixin, ke
             "label_set_weight": 0.0,
             **config,
         }
-        return cls(**config)
+        # The stage decides what is trainable, so it is set before Keras compiles the loaded
+        # model and builds its optimizer: the saved optimizer's variables then match.
+        stage = config.pop("stage", "joint")
+        model = cls(**config)
+        model.set_stage(stage)
+        return model
