@@ -250,6 +250,11 @@ class RETDMHyperModel(kt.HyperModel):
             )
         self.bank_data = bank_data
         self.full_metrics = bool(full_metrics)
+        # The training label sets a trial recorded (``RETDM.label_sets``): config, not
+        # weights, so ``build`` hands them to the models KerasTuner reloads from a trial's
+        # weights (``get_best_models``, Hyperband's continued trials), which then predict
+        # with label-set retrieval as the trained model did.
+        self.label_sets: list[list[int]] | None = None
 
     # ------------------------------------------------------------------ hyper-parameters
     @staticmethod
@@ -288,6 +293,8 @@ class RETDMHyperModel(kt.HyperModel):
         """A ``RETDM`` for ``hp``, compiled for its first stage (``"metric"`` when it starts
         from ``stage1_weights``, which are loaded here)."""
         model = RETDM(self.num_labels, **self.model_kwargs_for(hp))
+        if self.label_sets is not None:
+            model.label_sets = self.label_sets
         learning_rates = self.learning_rates_for(hp)
         first = "classifier"
         if self.stage1_weights is not None:
@@ -355,6 +362,8 @@ class RETDMHyperModel(kt.HyperModel):
             feature_views=self.feature_views,
             feature_cache=self.feature_cache,
         )
+        if model.label_sets is not None:
+            self.label_sets = model.label_sets
         return histories[scored]
 
 

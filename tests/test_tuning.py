@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from retdm_keras import RETDM, fit_stages
+from retdm_keras.metrics import MeanAveragePrecision
 from retdm_keras.tuning import RETDMHyperModel, best_recipe, heatmap, retdm_objective
 
 SIZE = 16
@@ -91,6 +92,22 @@ def test_best_model_loads(random_search):
     (model,) = random_search.get_best_models(1)
     assert isinstance(model, RETDM)
     assert model.predict(np.zeros((2, SIZE, SIZE, 3), "float32"), verbose=0).shape == (2, 3)
+
+
+def test_best_model_scores_what_its_trial_reported(random_search):
+    """``get_best_models`` reloads weights only; the model must still predict as the trained
+    one did, label-set retrieval included (the label sets are not weights), and the trial's
+    objective must have scored those predictions, not the classifier's alone."""
+    (model,) = random_search.get_best_models(1)
+    (trial,) = random_search.oracle.get_best_trials(1)
+    val_images, val_y = synthetic(12, seed=1)
+    _, train_y = synthetic(24, seed=0)
+    assert sorted(map(tuple, model.label_sets)) == sorted(
+        {tuple(np.flatnonzero(row).tolist()) for row in train_y}
+    )
+    streaming = MeanAveragePrecision(NUM_LABELS)  # what val_mAP, the objective, is
+    streaming.update_state(val_y, model.predict(val_images, verbose=0))
+    assert float(streaming.result()) == pytest.approx(trial.score, abs=1e-6)
 
 
 def test_heatmap_writes_a_png(random_search, tmp_path):

@@ -50,6 +50,9 @@ class ObjectiveMixin:
         """Forward pass and the loss terms.
 
         Returns ``(probabilities, u in metric space, index, L_cls, L_metric, L_rec)``.
+        ``probabilities`` are the classifier's sigmoid while training and, in evaluation,
+        what ``predict`` returns (mixed with label-set retrieval), so validation metrics —
+        and a tuner's objective — score the model's actual predictions.
         The losses are computed in float32 whatever the layers' compute dtype (mixed
         precision runs the layers in float16/bfloat16).
         """
@@ -91,7 +94,8 @@ class ObjectiveMixin:
                         hinge_reduction=self.hinge_reduction,
                     )
                 )
-        return ops.sigmoid(logits), u_metric, index, cls_loss, metric_loss, rec_loss
+        probabilities = ops.sigmoid(logits) if training else self.probabilities_from_embedding(u)
+        return probabilities, u_metric, index, cls_loss, metric_loss, rec_loss
 
     def _total(self, cls_loss, metric_loss, rec_loss):
         """``L = L_cls + lam·L_metric + mu·L_rec``, restricted to the stage's terms."""
