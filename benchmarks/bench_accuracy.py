@@ -280,25 +280,17 @@ def feature_baselines(settings, seeds, x_train, y_train, x_val, y_val, x_test, y
     return out
 
 
-class _StandardisedBRLR:
-    """One-vs-rest ``LogisticRegression(C)`` on features standardised with training stats."""
+def _standardised_br_lr(c: float):
+    """One-vs-rest ``LogisticRegression(C)`` on features standardised with training stats
+    (a scikit-learn pipeline: ``fit`` returns it, ``predict_proba`` scores)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
-    def __init__(self, c: float):
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.multiclass import OneVsRestClassifier
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-
-        self.model = make_pipeline(
-            StandardScaler(), OneVsRestClassifier(LogisticRegression(C=c, max_iter=5000))
-        )
-
-    def fit(self, x, y) -> _StandardisedBRLR:
-        self.model.fit(x, y)
-        return self
-
-    def predict_proba(self, x) -> np.ndarray:
-        return self.model.predict_proba(x)
+    return make_pipeline(
+        StandardScaler(), OneVsRestClassifier(LogisticRegression(C=c, max_iter=5000))
+    )
 
 
 def binary_relevance_lr(settings, seeds, x_train, y_train, x_val, y_val, x_test, y_test) -> dict:
@@ -311,14 +303,14 @@ def binary_relevance_lr(settings, seeds, x_train, y_train, x_val, y_val, x_test,
     selection = []
     for c in settings.br_lr_cs:
         per_fold = [
-            evaluate(y_train[held], _StandardisedBRLR(c).fit(x_train[fit], y_train[fit])
+            evaluate(y_train[held], _standardised_br_lr(c).fit(x_train[fit], y_train[fit])
                      .predict_proba(x_train[held]))
             for fit, held in folds
         ]  # fmt: skip
         mean = {k: float(np.mean([f[k] for f in per_fold])) for k in per_fold[0]}
         selection.append({"C": c, "cv": mean})
     chosen = max(selection, key=lambda s: _score(s["cv"]))["C"]
-    model = _StandardisedBRLR(chosen).fit(x_train, y_train)
+    model = _standardised_br_lr(chosen).fit(x_train, y_train)
     scores = score(y_val, model.predict_proba(x_val), y_test, model.predict_proba(x_test))
     seconds = time.time() - started
     log(f"  br_lr: C={chosen} chosen by {settings.br_lr_folds}-fold CV; {seconds:.1f} s")

@@ -78,7 +78,12 @@ class ForwardPassMixin:
         (``retdm_keras.label_set_scores``): ``(1 - w) · sigmoid(head(u)) + w · q(u)``.
         """
         # float32 probabilities also under a mixed-precision policy
-        probabilities = ops.cast(self.classification_head(u), "float32")
+        return self.mixed_with_label_sets(ops.cast(self.classification_head(u), "float32"), u)
+
+    def mixed_with_label_sets(self, probabilities, u):
+        """The classifier's float32 ``probabilities`` for embeddings ``u``, mixed with the
+        label-set retrieval scores as :meth:`probabilities_from_embedding` describes (returned
+        as they are when the mix does not apply)."""
         if self.label_set_weight == 0.0 or self.lam == 0.0 or not self.label_sets:
             return probabilities  # λ = 0: the metric space was never trained
         sets = ops.convert_to_tensor(self._label_set_matrix)

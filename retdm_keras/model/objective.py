@@ -94,7 +94,9 @@ class ObjectiveMixin:
                         hinge_reduction=self.hinge_reduction,
                     )
                 )
-        probabilities = ops.sigmoid(logits) if training else self.probabilities_from_embedding(u)
+        probabilities = ops.sigmoid(logits)
+        if not training:  # the head's logits above serve predictions too: one head pass
+            probabilities = self.mixed_with_label_sets(probabilities, u)
         return probabilities, u_metric, index, cls_loss, metric_loss, rec_loss
 
     def _total(self, cls_loss, metric_loss, rec_loss):
