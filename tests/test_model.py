@@ -242,6 +242,50 @@ def test_a_saved_stage_reloads_with_its_optimizer_state(tmp_path, stage, lam_mu)
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
+def _trained_weights_file(tmp_path, stage):
+    model = tiny_model()
+    x, y = tiny_data()
+    model.set_stage(stage)
+    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9))
+    model.fit(as_dataset(x, y), epochs=1, verbose=0)
+    path = tmp_path / "trained.weights.h5"
+    model.save_weights(path)
+    return model, path
+
+
+def _load_into_fresh(path, stage):
+    fresh = tiny_model()
+    fresh.set_stage(stage)
+    fresh.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Keras warns when it skips optimizer variables
+        fresh.load_weights(path)
+    return fresh
+
+
+def test_load_weights_resumes_the_optimizer_of_the_same_stage(tmp_path):
+    """A just-compiled model (optimizer not built yet) loads a ``.weights.h5`` file's
+    optimizer slots when they belong to its stage, so ``fit`` resumes where it stopped."""
+    model, path = _trained_weights_file(tmp_path, "joint")
+    fresh = _load_into_fresh(path, "joint")
+    saved, restored = model.optimizer.variables, fresh.optimizer.variables
+    assert len(restored) == len(saved) > 2
+    for a, b in zip(restored, saved, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_load_weights_from_another_stage_loads_the_weights_without_a_warning(tmp_path):
+    """What KerasTuner's ``get_best_models`` does: a joint-stage checkpoint into a model built
+    for the classifier stage. The weights load; the optimizer slots, which are for other
+    variables, are left out quietly and the optimizer is fresh."""
+    model, path = _trained_weights_file(tmp_path, "joint")
+    fresh = _load_into_fresh(path, "classifier")
+    for a, b in zip(fresh.weights, model.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert int(fresh.optimizer.iterations.numpy()) == 0
+    assert len(fresh.optimizer.variables) == 2 + len(fresh.trainable_variables)
+
+
 def test_mlp_backbone_round_trip(tmp_path):
     keras.utils.set_random_seed(1)
     model = RETDM(3, backbone="mlp", input_dim=7, embed_dim=8, label_hidden_units=8)

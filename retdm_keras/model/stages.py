@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
+import h5py
 import keras
 
 STAGES = ("classifier", "metric", "joint")
@@ -85,9 +89,53 @@ class StagesMixin:
         kwargs.pop("loss", None)
         super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
 
+    def load_weights(self, filepath, skip_mismatch: bool = False, **kwargs) -> None:
+        """``keras.Model.load_weights``, with the optimizer state loaded when it fits.
+
+        A ``.weights.h5`` file keeps the optimizer state of the model that saved it: one slot
+        per trainable variable of the stage it was in. An optimizer that has not stepped yet
+        (just compiled) has no slots, so Keras would skip that state with a warning. Here it
+        is built for this model's trainable variables first: a file saved in the same stage
+        resumes its optimizer state. A file from another stage holds other slots, e.g. a
+        KerasTuner checkpoint of the joint stage loaded into a freshly built model
+        (``get_best_models``); its optimizer state is left out with a log line instead of a
+        warning (``fit_stages`` starts a fresh optimizer in every stage anyway).
+        """
+        optimizer = getattr(self, "optimizer", None)
+        path = str(filepath)
+        if (
+            optimizer is None
+            or optimizer.built
+            or not self.built
+            or not path.endswith(".weights.h5")
+            or "objects_to_skip" in kwargs
+        ):
+            super().load_weights(filepath, skip_mismatch=skip_mismatch, **kwargs)
+            return
+        optimizer.build(self.trainable_variables)
+        expected = [tuple(v.shape) for v in optimizer.variables]
+        if _saved_optimizer_shapes(path) not in (None, expected):
+            logging.getLogger(__name__).info(
+                "%s: optimizer state not loaded (saved for other trainable variables than "
+                "those of stage %r)",
+                Path(path).name,
+                self.stage,
+            )
+            kwargs["objects_to_skip"] = [optimizer]
+        super().load_weights(filepath, skip_mismatch=skip_mismatch, **kwargs)
+
     def compile_from_config(self, config):
         """Re-compile a loaded model from its saved compile config."""
         config = keras.saving.deserialize_keras_object(config)
         self.compile(**{k: v for k, v in config.items() if k != "loss"})
         if self.optimizer is not None and self.built:
             self.optimizer.build(self.trainable_variables)
+
+
+def _saved_optimizer_shapes(path: str) -> list[tuple[int, ...]] | None:
+    """Shapes of the optimizer variables a ``.weights.h5`` file holds, in order (None: none)."""
+    with h5py.File(path, "r") as file:
+        saved = file.get("optimizer/vars")
+        if saved is None:
+            return None
+        return [tuple(saved[str(i)].shape) for i in range(len(saved))]
