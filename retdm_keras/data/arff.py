@@ -1,4 +1,4 @@
-"""MULAN / MEKA multi-label ARFF files: a small parser and a feature pipeline.
+"""MULAN / MEKA multi-label ARFF files: a small parser into a :class:`FeatureSet`.
 
 ARFF (Weka's format) is a header of attribute declarations followed by data::
 
@@ -33,7 +33,9 @@ encoded as the position of its value in the declaration. Label values must be 0 
 String/date attributes and missing values (``?``) are rejected. Every error is a
 ``ValueError`` naming the file and the 1-based line.
 
-This parser needs neither scipy nor liac-arff.
+This parser needs neither scipy nor liac-arff. The labels XML is read by
+:mod:`~retdm_keras.data.mulan`; :class:`FeatureSet` and :func:`feature_dataset` live in
+:mod:`~retdm_keras.data.features` (all importable from here too).
 """
 
 from __future__ import annotations
@@ -41,60 +43,17 @@ from __future__ import annotations
 import math
 import os
 import re
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
 import numpy as np
-import tensorflow as tf
+
+from retdm_keras.data.features import FeatureSet, feature_dataset
+from retdm_keras.data.mulan import read_labels_xml
 
 __all__ = ["FeatureSet", "load_arff", "read_labels_xml", "feature_dataset"]
 
 _NUMERIC_TYPES = {"numeric", "real", "integer"}
 _MEKA_C = re.compile(r"-C\s+(-?\d+)")
-
-
-@dataclass(frozen=True, eq=False)
-class FeatureSet:
-    """Feature vectors with multi-hot labels.
-
-    Attributes:
-        features: ``(N, F)`` float32.
-        labels: ``(N, C)`` float32 in {0, 1}; row ``i`` belongs to ``features[i]``.
-        feature_names: the ``F`` feature attribute names.
-        label_names: the ``C`` label names, in column order.
-    """
-
-    features: np.ndarray
-    labels: np.ndarray
-    feature_names: list[str]
-    label_names: list[str]
-
-    def __post_init__(self) -> None:
-        features = np.asarray(self.features, np.float32)
-        labels = np.asarray(self.labels, np.float32)
-        if features.ndim != 2 or labels.ndim != 2 or len(features) != len(labels):
-            raise ValueError(
-                f"features (N, F) and labels (N, C) must agree: {features.shape} vs {labels.shape}"
-            )
-        if features.shape[1] != len(self.feature_names) or labels.shape[1] != len(self.label_names):
-            raise ValueError("feature_names/label_names do not match the array widths")
-        object.__setattr__(self, "features", features)
-        object.__setattr__(self, "labels", labels)
-        object.__setattr__(self, "feature_names", list(self.feature_names))
-        object.__setattr__(self, "label_names", list(self.label_names))
-
-    def __len__(self) -> int:
-        return len(self.features)
-
-    @property
-    def num_features(self) -> int:
-        """Number of feature columns ``F``."""
-        return self.features.shape[1]
-
-    @property
-    def num_labels(self) -> int:
-        """Number of label columns ``C``."""
-        return self.labels.shape[1]
 
 
 @dataclass
@@ -182,25 +141,6 @@ def _parse_attribute(rest: str, where: str) -> _Attribute:
     if kind in _NUMERIC_TYPES:
         return _Attribute(name, "numeric")
     raise ValueError(f"{where}: attribute {name!r} has unsupported type {type_text!r}")
-
-
-def read_labels_xml(path: str | os.PathLike[str]) -> list[str]:
-    """Label names from a MULAN labels XML file, in document order."""
-    path = os.fspath(path)
-    try:
-        root = ET.parse(path).getroot()
-    except ET.ParseError as err:
-        raise ValueError(f"{path}: invalid XML ({err})") from err
-    names = [
-        el.attrib["name"]
-        for el in root.iter()
-        if el.tag.rsplit("}", 1)[-1] == "label" and "name" in el.attrib
-    ]
-    if not names:
-        raise ValueError(f"{path}: no <label name=...> elements")
-    if len(set(names)) != len(names):
-        raise ValueError(f"{path}: repeated label names")
-    return names
 
 
 def _to_float(token: str, where: str, name: str) -> float:
@@ -404,47 +344,3 @@ def _value(token: str, where: str, attr: _Attribute, is_label: bool) -> float:
             raise ValueError(f"{where}: missing value '?' for {attr.name!r} is not supported")
         raise ValueError(f"{where}: value {token!r} not declared for nominal {attr.name!r}")
     return code
-
-
-def feature_dataset(
-    features: np.ndarray,
-    labels: np.ndarray,
-    *,
-    batch_size: int = 32,
-    training: bool = False,
-    shuffle: bool | None = None,
-    seed: int | None = None,
-    drop_remainder: bool = False,
-) -> tf.data.Dataset:
-    """Batched ``({"features", "index"}, labels)`` dataset over in-memory arrays.
-
-    Args:
-        features: ``(N, F)`` array (cast to float32).
-        labels: ``(N, C)`` multi-hot array (cast to float32).
-        batch_size: samples per batch.
-        training: default for ``shuffle``.
-        shuffle: reshuffle every epoch; default ``training``.
-        seed: makes the shuffle order reproducible.
-        drop_remainder: drop the last incomplete batch.
-
-    ``index`` is the row of ``features``/``labels`` each sample came from.
-    """
-    features = np.asarray(features, np.float32)
-    labels = np.asarray(labels, np.float32)
-    if features.ndim != 2 or labels.ndim != 2 or len(features) != len(labels):
-        raise ValueError(
-            f"features (N, F) and labels (N, C) must agree: {features.shape} vs {labels.shape}"
-        )
-    if len(features) == 0:
-        raise ValueError("no samples")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    shuffle = training if shuffle is None else shuffle
-    n = len(features)
-    ds = tf.data.Dataset.from_tensor_slices(
-        ({"features": features, "index": np.arange(n, dtype=np.int64)}, labels)
-    )
-    if shuffle:
-        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    return ds.prefetch(tf.data.AUTOTUNE)

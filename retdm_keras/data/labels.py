@@ -1,4 +1,4 @@
-"""Multi-label annotations for image folders: read, validate, split.
+"""Multi-label annotation CSVs for image folders: read and validate.
 
 This module is the *validate-first* half of the image input pipeline. It turns
 an annotation CSV into a :class:`LabeledFiles` (filenames plus an ``(N, C)``
@@ -45,6 +45,10 @@ error, not a skipped row).
 Row ``i`` of ``LabeledFiles.labels`` belongs to ``LabeledFiles.filenames[i]``;
 that row position is the sample ``index`` the tf.data pipelines emit.
 
+:class:`LabeledFiles` and :func:`check_files_exist` live in
+:mod:`~retdm_keras.data.labeled_files`, :func:`load_split` in
+:mod:`~retdm_keras.data.splits`; all are importable from here too.
+
 Example::
 
     files = read_labels_csv("miml_scene/labels.csv")
@@ -56,15 +60,16 @@ Example::
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 import re
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
+
+from retdm_keras.data.labeled_files import LabeledFiles, check_files_exist
+from retdm_keras.data.splits import load_split
 
 __all__ = [
     "LabeledFiles",
@@ -80,100 +85,6 @@ _LABEL_SEPARATORS = re.compile(r"[,;\s]+")
 
 class NoLabelsWarning(UserWarning):
     """Rows of a label-list CSV with an empty ``labels`` cell (kept, as all-zero rows)."""
-
-
-@dataclass(frozen=True, eq=False)
-class LabeledFiles:
-    """Image filenames with their multi-hot labels.
-
-    Attributes:
-        filenames: image paths relative to the image folder, one per sample.
-        labels: ``(N, C)`` float32 multi-hot matrix; row ``i`` is ``filenames[i]``.
-        label_names: the ``C`` label names, in column order.
-        csv_lines: optional 1-based CSV line of each row (kept by :meth:`subset`),
-            used to point error messages at the annotation file.
-        source: optional path of the file the annotations came from.
-    """
-
-    filenames: list[str]
-    labels: np.ndarray
-    label_names: list[str]
-    csv_lines: list[int] | None = field(default=None, repr=False)
-    source: str | None = field(default=None, repr=False)
-
-    def __post_init__(self) -> None:
-        filenames = [str(f) for f in self.filenames]
-        label_names = [str(n) for n in self.label_names]
-        labels = np.asarray(self.labels, dtype=np.float32)
-        if labels.ndim == 1 and labels.size == 0:
-            labels = labels.reshape(0, len(label_names))
-        if labels.ndim != 2:
-            raise ValueError(f"labels must be 2-D (N, C), got shape {labels.shape}")
-        if labels.shape != (len(filenames), len(label_names)):
-            raise ValueError(
-                f"labels shape {labels.shape} does not match "
-                f"{len(filenames)} filenames x {len(label_names)} label names"
-            )
-        object.__setattr__(self, "filenames", filenames)
-        object.__setattr__(self, "label_names", label_names)
-        object.__setattr__(self, "labels", labels)
-        if self.csv_lines is not None:
-            lines = [int(n) for n in self.csv_lines]
-            if len(lines) != len(filenames):
-                raise ValueError("csv_lines must have one entry per filename")
-            object.__setattr__(self, "csv_lines", lines)
-
-    def __len__(self) -> int:
-        return len(self.filenames)
-
-    @property
-    def num_labels(self) -> int:
-        """Number of label columns ``C``."""
-        return len(self.label_names)
-
-    def subset(self, names_or_indices: Sequence[str] | Sequence[int] | np.ndarray) -> LabeledFiles:
-        """Select rows by filename or integer position, in the order requested.
-
-        Args:
-            names_or_indices: filenames (all ``str``) or row indices (ints,
-                negatives allowed). Repeats are allowed and kept.
-
-        Returns:
-            A new :class:`LabeledFiles`; its row ``i`` is the ``i``-th request.
-
-        Raises:
-            ValueError: unknown filenames (the first few are listed) or mixed types.
-            IndexError: an index out of range.
-        """
-        request = list(names_or_indices)
-        if request and all(isinstance(r, str) for r in request):
-            position = {name: i for i, name in enumerate(self.filenames)}
-            missing = [r for r in request if r not in position]
-            if missing:
-                where = f" of {self.source}" if self.source else ""
-                raise ValueError(
-                    f"{len(missing)} requested filename(s) are not in the annotations{where}; "
-                    f"first: {missing[:5]}"
-                )
-            rows = [position[r] for r in request]
-        else:
-            if any(isinstance(r, str) for r in request):
-                raise ValueError("subset() takes either all filenames or all integer indices")
-            rows = []
-            for r in request:
-                if not isinstance(r, int | np.integer) or isinstance(r, bool):
-                    raise ValueError(f"subset() index must be an integer, got {r!r}")
-                i = int(r)
-                if not -len(self) <= i < len(self):
-                    raise IndexError(f"index {i} out of range for {len(self)} rows")
-                rows.append(i % len(self))
-        return LabeledFiles(
-            filenames=[self.filenames[i] for i in rows],
-            labels=self.labels[np.asarray(rows, dtype=np.int64)],
-            label_names=list(self.label_names),
-            csv_lines=None if self.csv_lines is None else [self.csv_lines[i] for i in rows],
-            source=self.source,
-        )
 
 
 def _parse_binary(value: str, path: str, line: int, column: str) -> float:
@@ -363,73 +274,3 @@ def read_labels_csv(
                 labels[r, column_of[t]] = 1.0
 
     return LabeledFiles(filenames, labels, names, csv_lines=lines, source=path)
-
-
-def load_split(split_json_path: str | os.PathLike[str]) -> dict[str, list[str]]:
-    """Read a ``{"train": [...], "val": [...], "test": [...]}`` split file.
-
-    Any split names are accepted; each must map to a list of filename strings
-    without repeats.
-
-    Raises:
-        ValueError: the JSON is not such an object, or a split repeats a name.
-    """
-    path = os.fspath(split_json_path)
-    with open(path, encoding="utf-8") as fh:
-        try:
-            data = json.load(fh)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: invalid JSON ({err})") from err
-    if not isinstance(data, dict) or not data:
-        raise ValueError(f"{path}: expected a non-empty JSON object of split name -> filenames")
-    out: dict[str, list[str]] = {}
-    for split, names in data.items():
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise ValueError(f"{path}: split {split!r} must be a list of filename strings")
-        if len(set(names)) != len(names):
-            dup = next(n for i, n in enumerate(names) if n in names[:i])
-            raise ValueError(f"{path}: split {split!r} lists {dup!r} more than once")
-        out[str(split)] = list(names)
-    return out
-
-
-def check_files_exist(
-    image_dir: str | os.PathLike[str],
-    filenames: Sequence[str],
-    *,
-    csv_lines: Sequence[int] | None = None,
-    source: str | None = None,
-    max_report: int = 5,
-) -> None:
-    """Raise if any ``image_dir/filename`` is not an existing file.
-
-    Args:
-        image_dir: folder the filenames are relative to.
-        filenames: relative (or absolute) image paths.
-        csv_lines: optional CSV line per filename, quoted in the message.
-        source: optional annotation file name, quoted in the message.
-        max_report: how many missing files to list.
-
-    Raises:
-        FileNotFoundError: ``image_dir`` is not a folder, or files are missing
-            (the first ``max_report`` are listed, plus the total count).
-    """
-    root = os.fspath(image_dir)
-    if not os.path.isdir(root):
-        raise FileNotFoundError(f"image folder {root!r} does not exist")
-    if csv_lines is not None and len(csv_lines) != len(filenames):
-        raise ValueError("csv_lines must have one entry per filename")
-    missing: list[str] = []
-    count = 0
-    for i, name in enumerate(filenames):
-        if not os.path.isfile(os.path.join(root, name)):
-            count += 1
-            if len(missing) < max_report:
-                where = f" (line {csv_lines[i]})" if csv_lines is not None else ""
-                missing.append(f"{name!r}{where}")
-    if count:
-        origin = f" listed in {source}" if source else ""
-        raise FileNotFoundError(
-            f"{count} of {len(filenames)} image file(s){origin} not found under {root!r}; "
-            f"first: {', '.join(missing)}"
-        )
