@@ -7,14 +7,14 @@ The neighbour-index and inference measurements run in child processes (this file
 directly from this (large) benchmark process would inherit its peak in ``ru_maxrss`` (the
 high-water mark survives fork + exec), so each child is started through a tiny launcher
 process; ``/proc/self/status`` ``VmHWM`` is recorded as a cross-check. The neighbour child
-loads ``retdm_keras/neighbors.py`` straight from its file (it needs only NumPy), so its peak
-RSS is not inflated by TensorFlow.
+imports the ``retdm_keras/neighbors/`` package without running ``retdm_keras/__init__.py`` (it
+needs only NumPy), so its peak RSS is not inflated by TensorFlow.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib
 import json
 import os
 import resource
@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -71,11 +72,11 @@ def _unique_sets(labels: np.ndarray) -> int:
 
 
 def child_neighbors(samples: int, k: int, seed: int, build: bool) -> dict:
-    spec = importlib.util.spec_from_file_location(
-        "retdm_neighbors", REPO / "retdm_keras" / "neighbors.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    # an empty stand-in for the top package, so that its __init__ (TensorFlow) never runs
+    package = types.ModuleType("retdm_keras")
+    package.__path__ = [str(REPO / "retdm_keras")]
+    sys.modules["retdm_keras"] = package
+    module = importlib.import_module("retdm_keras.neighbors")
     labels = _random_labels(samples, seed)
     result = {
         "samples": samples,

@@ -91,7 +91,7 @@ def test_bad_input():
 # The deletion-variant search runs for larger numbers of distinct sets; these tests force it
 # on small inputs (and force its rounds, chunks and dense fallback) and compare against an
 # independent brute force over the full distance matrix.
-from retdm_keras import neighbors as neighbors_module  # noqa: E402
+from retdm_keras.neighbors import search as neighbors_module  # noqa: E402
 
 
 def brute_force_sets(labels, k):
@@ -117,18 +117,18 @@ def sparse_labels(rng, samples, num_labels, mean_labels):
 def force_sparse(monkeypatch):
     """Deletion search on any input, every affordable round, small pair chunks; counts the
     rows that reach the dense search."""
-    monkeypatch.setattr(neighbors_module, "_SPARSE_MIN_SETS", 0)
+    monkeypatch.setattr(neighbors_module, "SPARSE_MIN_SETS", 0)
     monkeypatch.setattr(neighbors_module, "_RECORD_COST", 0.0)
     monkeypatch.setattr(neighbors_module, "_PAIR_COST", 0.0)
     monkeypatch.setattr(neighbors_module, "_CHUNK_PAIRS", 500)
     dense_rows = []
-    dense = neighbors_module._dense_search
+    dense = neighbors_module.dense_search
 
     def counting_dense(sets, rows, *args):
         dense_rows.append(len(rows))
         return dense(sets, rows, *args)
 
-    monkeypatch.setattr(neighbors_module, "_dense_search", counting_dense)
+    monkeypatch.setattr(neighbors_module, "dense_search", counting_dense)
     return dense_rows
 
 
@@ -193,9 +193,9 @@ def test_deletion_search_default_settings_same_as_dense(monkeypatch):
     rng = np.random.default_rng(7)
     labels = sparse_labels(rng, 6000, 50, 3.0)
     labels = labels[rng.integers(0, 6000, 8000)]  # duplicates
-    assert LabelNeighbors(labels, 4).num_sets >= neighbors_module._SPARSE_MIN_SETS
+    assert LabelNeighbors(labels, 4).num_sets >= neighbors_module.SPARSE_MIN_SETS
     sparse = check_against_brute_force(labels, 10)
-    monkeypatch.setattr(neighbors_module, "_SPARSE_MIN_SETS", 1 << 40)
+    monkeypatch.setattr(neighbors_module, "SPARSE_MIN_SETS", 1 << 40)
     dense = LabelNeighbors(labels, 10)
     names = "unique_sets set_index neighbor_sets neighbor_mask neighbor_distances"
     for name in (names + " member_offsets member_indices").split():

@@ -1,51 +1,16 @@
-"""KerasTuner search over RETDM's loss weights (and, optionally, a few more knobs).
+"""``RETDMHyperModel``: one KerasTuner trial is one run of RETDM's stage schedule.
 
-RETDM's two main hyper-parameters are the weights of its regularisers: ``lam`` (λ, the two-way
-metric loss) and ``mu`` (μ, the label reconstruction loss). Both act on a log scale — 0.1 and 1
-differ as much as 1 and 10 — so ``RETDMHyperModel`` samples them log-uniformly
-(``hp.Float(..., sampling="log")``). On request it also searches ``alpha`` (weight of the
-label → image way; 0 is the one-way ablation), the hinge ``margin``, ``num_neighbors`` (K),
-``embed_dim`` and the three stage learning rates.
-
-One trial is one run of the three-stage schedule (``training.fit_stages``). ``lam`` and
-``mu`` do not exist in stage 1 (BCE only), so a trial is scored on its **last stage**: the
-returned ``History`` is that stage's, KerasTuner takes its best epoch for the objective, and
-the tuner's best-epoch checkpoint only considers that stage's epochs. The cheap way to
-search: train stage 1 once, save it (``model.save_weights("stage1.weights.h5")``), and pass
-``stage1_weights=``; every trial then starts from those weights and runs only the metric and
-joint stages.
-
-With ``kt.Hyperband``, the epoch budget Hyperband hands out (``epochs`` / ``initial_epoch``)
-is spent on the joint stage; a trial that continues an earlier one (its checkpoint is loaded
-by the tuner) runs only further joint epochs.
-
-With validation data, every ``metrics.evaluate`` metric is added to the scored stage's epoch
-logs as ``val_<name>`` (unless Keras already logs it, as ``val_mAP`` and ``val_O-F1``), so any
-of them can be the objective: ``retdm_objective("val_C-F1")``,
-``retdm_objective("val_one_error")`` (minimised), ...
-
-Example::
-
-    import keras_tuner as kt
-    from retdm_keras.tuning import RETDMHyperModel, best_recipe, heatmap, retdm_objective
-
-    hypermodel = RETDMHyperModel(
-        num_labels=5, train_data=train, val_data=val,
-        model_kwargs={"backbone": "mobilenet_v2", "image_size": 224, "weights": "imagenet"},
-        epochs=(4, 2, 4), stage1_weights="stage1.weights.h5",
-    )
-    tuner = kt.BayesianOptimization(hypermodel, objective=retdm_objective("val_mAP"),
-                                    max_trials=20, directory="runs/tune", project_name="scene")
-    tuner.search(verbose=0)
-    best_recipe(tuner)   # {"hyperparameters": {"lam": ..., "mu": ...}, "model_kwargs": ...}
-    heatmap(tuner, "runs/tune/lam_mu.png")
+The hypermodel declares the searched knobs (``lam`` and ``mu`` log-uniform, optional choices
+and learning rates), builds a ``RETDM`` for a trial and trains it with ``fit_stages``,
+wrapping the tuner's checkpoints so that they only see the scored (last) stage and adding
+every ``metrics.evaluate`` value to that stage's logs; ``retdm_objective`` names the
+direction of a logged metric.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import keras
@@ -61,8 +26,6 @@ from retdm_keras.training import (
     default_optimizer,
     fit_stages,
 )
-
-__all__ = ["RETDMHyperModel", "best_recipe", "heatmap", "retdm_objective"]
 
 DEFAULT_CHOICES: dict[str, tuple] = {
     "alpha": (0.0, 0.5, 1.0),
@@ -365,85 +328,3 @@ class RETDMHyperModel(kt.HyperModel):
         if model.label_sets is not None:
             self.label_sets = model.label_sets
         return histories[scored]
-
-
-# --------------------------------------------------------------------------- #
-# Reading the results
-# --------------------------------------------------------------------------- #
-def _completed_trials(tuner: kt.Tuner) -> list:
-    trials = [
-        t for t in tuner.oracle.trials.values() if t.status == "COMPLETED" and t.score is not None
-    ]
-    if not trials:
-        raise ValueError("the tuner has no completed trial yet")
-    return trials
-
-
-def best_recipe(tuner: kt.Tuner) -> dict[str, Any]:
-    """The best trial's hyper-parameters, as a recipe to retrain with.
-
-    Returns:
-        ``{"hyperparameters": {name: value}, "objective": name, "score": value,
-        "trial_id": id}``, plus, for a ``RETDMHyperModel``, ``"model_kwargs"`` (all ``RETDM``
-        arguments), ``"learning_rates"`` and ``"epochs"`` (the stage schedule).
-        KerasTuner's bookkeeping values (``tuner/...``) are left out.
-    """
-    _completed_trials(tuner)
-    (trial,) = tuner.oracle.get_best_trials(1)
-    hp = trial.hyperparameters
-    objective = tuner.oracle.objective
-    recipe: dict[str, Any] = {
-        "hyperparameters": {k: v for k, v in hp.values.items() if not k.startswith("tuner/")},
-        "objective": getattr(objective, "name", str(objective)),
-        "score": trial.score,
-        "trial_id": trial.trial_id,
-    }
-    hypermodel = tuner.hypermodel
-    if isinstance(hypermodel, RETDMHyperModel):
-        recipe["model_kwargs"] = hypermodel.model_kwargs_for(hp.copy())
-        recipe["learning_rates"] = list(hypermodel.learning_rates_for(hp.copy()))
-        recipe["epochs"] = list(hypermodel.epochs)
-    return recipe
-
-
-def heatmap(
-    tuner: kt.Tuner,
-    path: str | os.PathLike,
-    *,
-    x: str = "lam",
-    y: str = "mu",
-) -> Path:
-    """Plot the objective of every completed trial over two hyper-parameters (log axes).
-
-    Each trial is a dot at ``(x, y)`` coloured by its score; the best trial is starred.
-
-    Returns:
-        The PNG path.
-    """
-    from matplotlib.figure import Figure  # no pyplot: no global backend state (Agg canvas)
-
-    trials = _completed_trials(tuner)
-    xs = np.array([t.hyperparameters.get(x) for t in trials], dtype=float)
-    ys = np.array([t.hyperparameters.get(y) for t in trials], dtype=float)
-    scores = np.array([t.score for t in trials], dtype=float)
-    objective = tuner.oracle.objective
-    best = int(np.argmin(scores) if objective.direction == "min" else np.argmax(scores))
-
-    figure = Figure(figsize=(5.5, 4.5), layout="constrained")
-    axes = figure.add_subplot()
-    dots = axes.scatter(xs, ys, c=scores, cmap="viridis", s=70, edgecolors="black")
-    axes.scatter(xs[best], ys[best], marker="*", s=300, c="red", edgecolors="black")
-    axes.set_xscale("log")
-    axes.set_yscale("log")
-    axes.set_xlabel(x)
-    axes.set_ylabel(y)
-    direction = "lower" if objective.direction == "min" else "higher"
-    axes.set_title(
-        f"{len(trials)} trials; best {x}={xs[best]:.3g}, {y}={ys[best]:.3g} ({scores[best]:.4g})",
-        fontsize=9,
-    )
-    figure.colorbar(dots, ax=axes, label=f"{objective.name} ({direction} is better)")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    return path
