@@ -277,12 +277,12 @@ def test_train_and_evaluate_arff(tmp_path, capsys):
 
 
 def test_imagenet_download_failure_falls_back(monkeypatch, capsys):
-    from retdm_keras import embedders
+    from retdm_keras.embedders import backbones
 
     def offline(*args, **kwargs):
         raise Exception("URL fetch failure on https://example.invalid/w.h5: None -- offline")
 
-    monkeypatch.setattr(embedders, "_imagenet_file", offline)
+    monkeypatch.setattr(backbones, "_imagenet_file", offline)
     args = cli.build_parser().parse_args(
         ["train", "--data-dir", "d", "--labels", "l", "--out", "o", "--backbone", "mobilenet"]
         + ["--image-size", "32", "--embed-dim", "8"]
@@ -597,12 +597,12 @@ def test_train_recipe_rejects_data_and_model_options(image_data, tmp_path, capsy
 
 
 def test_train_recipe_without_imagenet_weights_is_one_line(image_data, tmp_path, monkeypatch):
-    from retdm_keras import embedders
+    from retdm_keras.embedders import backbones
 
     def offline(*args, **kwargs):
         raise Exception("URL fetch failure on https://example.invalid/w.h5: None -- offline")
 
-    monkeypatch.setattr(embedders, "_imagenet_file", offline)
+    monkeypatch.setattr(backbones, "_imagenet_file", offline)
     model = {"backbone": "mobilenet", "weights": "imagenet", "image_size": 32}
     recipe = _write_recipe(tmp_path / "imagenet.yaml", image_data, model=model)
     args = ["train", "--recipe", str(recipe), "--out", str(tmp_path / "e"), "--verbose", "0"]
