@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench_common import result_path, seed_series
-from bench_report import LABELS, accuracy_table, clear_wins, mean_std, status, wins
+from bench_report_compare import clear_wins, status, wins
+from bench_report_tables import LABELS, accuracy_table, mean_std
 
 TARGET_END_TO_END_S = 180.0
 
