@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 from references import reference_two_way
 
-from retdm_keras import RETDM
+from retdm_keras import RETDM, fit_stages
 from retdm_keras.neighbors import LabelNeighbors
 
 NUM_LABELS = 4
@@ -381,3 +381,32 @@ def test_top_k_round_trip_and_predict_labels_picks_exactly_k(tmp_path):
 def test_top_k_out_of_range_is_a_clear_error(top_k):
     with pytest.raises(ValueError, match="top_k"):
         RETDM(NUM_LABELS, backbone="tiny_cnn", image_size=SIZE, embed_dim=8, top_k=top_k)
+
+
+def test_weights_without_label_sets_warn_at_the_first_prediction(tmp_path):
+    """Label sets are configuration: a model given a trained model's weights alone predicts
+    with the classifier only, and says so once; with the label sets set it predicts as the
+    trained model does, silently."""
+    model = tiny_model(lam=1.0, mu=1.0)
+    x, y = tiny_data()
+    fit_stages(model, as_dataset(x, y), epochs=(1, 1, 1), verbose=0)
+    assert model.label_sets
+    path = tmp_path / "trained.weights.h5"
+    model.save_weights(path)
+    expected = model.predict(x["images"], verbose=0)
+
+    bare = tiny_model(lam=1.0, mu=1.0)
+    bare.load_weights(path)
+    with pytest.warns(UserWarning, match="without its training label sets"):
+        alone = bare.predict(x["images"], verbose=0)
+    assert not np.allclose(alone, expected, atol=1e-4)  # the retrieval mix is missing
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bare.predict(x["images"], verbose=0)  # warned once
+
+    informed = tiny_model(lam=1.0, mu=1.0)
+    informed.load_weights(path)
+    informed.label_sets = model.label_sets
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_allclose(informed.predict(x["images"], verbose=0), expected, atol=1e-6)

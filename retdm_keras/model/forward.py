@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from keras import ops
 
@@ -15,6 +17,11 @@ BACKBONE_FEATURES = "backbone_features"
 
 class ForwardPassMixin:
     """``RETDM``'s inputs, embeddings and predictions."""
+
+    #: Set by ``load_weights`` when the model has no training label sets; the first
+    #: prediction then warns that the label-set retrieval mix is missing (cleared when
+    #: ``label_sets`` is set).
+    weights_loaded_without_label_sets: bool = False
 
     # ------------------------------------------------------------------ inputs
     @staticmethod
@@ -77,6 +84,17 @@ class ForwardPassMixin:
         scores in the metric space
         (``retdm_keras.label_set_scores``): ``(1 - w) · sigmoid(head(u)) + w · q(u)``.
         """
+        if self.weights_loaded_without_label_sets and not self.label_sets:
+            self.weights_loaded_without_label_sets = False  # once
+            if self.label_set_weight > 0 and self.lam > 0:
+                warnings.warn(
+                    "this model's weights were loaded without its training label sets, so it "
+                    "predicts with the classification head alone, not mixed with label-set "
+                    f"retrieval (label_set_weight={self.label_set_weight}). Label sets are "
+                    "configuration, not weights: load the .keras file, or set "
+                    "model.label_sets, or call model.prepare_training(train_data) first.",
+                    stacklevel=2,
+                )
         # float32 probabilities also under a mixed-precision policy
         return self.mixed_with_label_sets(ops.cast(self.classification_head(u), "float32"), u)
 
@@ -111,6 +129,7 @@ class ForwardPassMixin:
 
     @label_sets.setter
     def label_sets(self, value) -> None:
+        self.weights_loaded_without_label_sets = False
         if value is None:
             self._label_sets, self._label_set_matrix = None, None
             return

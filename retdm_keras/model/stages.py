@@ -100,6 +100,11 @@ class StagesMixin:
         KerasTuner checkpoint of the joint stage loaded into a freshly built model
         (``get_best_models``); its optimizer state is left out with a log line instead of a
         warning (``fit_stages`` starts a fresh optimizer in every stage anyway).
+
+        The training label sets that ``predict`` mixes in (``label_set_weight``) are
+        configuration, not weights: a model given weights without them predicts with the
+        classification head alone, and its first prediction warns so. Load the ``.keras``
+        file, or set ``label_sets`` (``prepare_training`` records them) before predicting.
         """
         optimizer = getattr(self, "optimizer", None)
         path = str(filepath)
@@ -111,6 +116,7 @@ class StagesMixin:
             or "objects_to_skip" in kwargs
         ):
             super().load_weights(filepath, skip_mismatch=skip_mismatch, **kwargs)
+            self.weights_loaded_without_label_sets = not self.label_sets
             return
         optimizer.build(self.trainable_variables)
         expected = [tuple(v.shape) for v in optimizer.variables]
@@ -123,6 +129,7 @@ class StagesMixin:
             )
             kwargs["objects_to_skip"] = [optimizer]
         super().load_weights(filepath, skip_mismatch=skip_mismatch, **kwargs)
+        self.weights_loaded_without_label_sets = not self.label_sets
 
     def compile_from_config(self, config):
         """Re-compile a loaded model from its saved compile config."""
