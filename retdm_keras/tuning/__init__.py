@@ -19,6 +19,12 @@ With ``kt.Hyperband``, the epoch budget Hyperband hands out (``epochs`` / ``init
 is spent on the joint stage; a trial that continues an earlier one (its checkpoint is loaded
 by the tuner) runs only further joint epochs.
 
+``tuner.get_best_models()`` rebuilds a model from its trial's weights; the hypermodel gives it
+the training label sets it recorded (configuration, not weights), so it predicts what its
+trial scored. A tuner reloaded in a new process records them with its next trial; before
+that, give a returned model its label sets with ``model.prepare_training(train_data)`` (its
+first prediction warns otherwise).
+
 With validation data, every ``metrics.evaluate`` metric is added to the scored stage's epoch
 logs as ``val_<name>`` (unless Keras already logs it, as ``val_mAP`` and ``val_O-F1``), so any
 of them can be the objective: ``retdm_objective("val_C-F1")``,
