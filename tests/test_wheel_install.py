@@ -74,6 +74,10 @@ SCRIPT = textwrap.dedent(
 )
 
 
+# what the wheel is not built from: version control, environments, build and run outputs
+NOT_SOURCES = (".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", "runs")
+
+
 def _site_packages(prefix: Path) -> Path:
     paths = sysconfig.get_paths(vars={"base": str(prefix), "platbase": str(prefix)})
     return Path(paths["purelib"])
@@ -84,8 +88,13 @@ def installed(tmp_path_factory) -> dict:
     """A fresh venv with the wheel installed (--no-deps), and an offline user folder."""
     root = tmp_path_factory.mktemp("wheel")
     dist = root / "dist"
+    # from a copy without build outputs: setuptools builds in the source tree and never
+    # prunes its build/ folder, so a wheel built in a checkout also packs modules deleted or
+    # moved since an earlier build, and could hide a module missing from the package
+    source = root / "source"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(*NOT_SOURCES))
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation",
+        [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation",
          "--quiet", "-w", str(dist)],
         check=True, cwd=root, capture_output=True,
     )  # fmt: skip
@@ -144,6 +153,21 @@ def test_the_wheel_carries_the_zoo_and_the_recipes(installed):
         if info.filename.startswith("retdm_keras/zoo/")
     }
     assert max(sizes.values()) <= 20 * 2**20 and sum(sizes.values()) <= 30 * 2**20
+
+
+def test_the_wheel_carries_exactly_the_package_modules(installed):
+    """No module of an earlier build (a module since moved into a package) rides along."""
+    import zipfile
+
+    names = zipfile.ZipFile(installed["wheel"]).namelist()
+    in_wheel = {n for n in names if n.endswith(".py")}
+    in_tree = {
+        path.relative_to(REPO).as_posix()
+        for package in ("retdm_keras", "retdm_keras_cli")
+        for path in (REPO / package).rglob("*.py")
+        if "__pycache__" not in path.parts
+    }
+    assert in_wheel == in_tree, (sorted(in_wheel - in_tree), sorted(in_tree - in_wheel))
 
 
 def test_a_user_outside_the_checkout_loads_and_scores_the_zoo_offline(installed, shared_data):
