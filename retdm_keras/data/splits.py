@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
+
+from retdm_keras.files import read_json
 
 __all__ = ["load_split"]
 
@@ -18,11 +19,7 @@ def load_split(split_json_path: str | os.PathLike[str]) -> dict[str, list[str]]:
         ValueError: the JSON is not such an object, or a split repeats a name.
     """
     path = os.fspath(split_json_path)
-    with open(path, encoding="utf-8") as fh:
-        try:
-            data = json.load(fh)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: invalid JSON ({err})") from err
+    data = read_json(path)
     if not isinstance(data, dict) or not data:
         raise ValueError(f"{path}: expected a non-empty JSON object of split name -> filenames")
     out: dict[str, list[str]] = {}
