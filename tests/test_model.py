@@ -410,3 +410,12 @@ def test_weights_without_label_sets_warn_at_the_first_prediction(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         np.testing.assert_allclose(informed.predict(x["images"], verbose=0), expected, atol=1e-6)
+
+    # a model made from a config (a .keras file, a zoo entry) has the label sets its config
+    # records, here none: loading weights into it is not a reason to warn
+    from_config = RETDM.from_config(tiny_model(lam=1.0, mu=1.0).get_config())
+    assert from_config.label_sets is None
+    from_config.load_weights(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        from_config.predict(x["images"], verbose=0)

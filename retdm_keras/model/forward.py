@@ -18,10 +18,13 @@ BACKBONE_FEATURES = "backbone_features"
 class ForwardPassMixin:
     """``RETDM``'s inputs, embeddings and predictions."""
 
-    #: Set by ``load_weights`` when the model has no training label sets; the first
-    #: prediction then warns that the label-set retrieval mix is missing (cleared when
-    #: ``label_sets`` is set).
+    #: Set by ``load_weights`` when the model has no training label sets and was not made
+    #: from a config; the first prediction then warns that the label-set retrieval mix is
+    #: missing (cleared when ``label_sets`` is set).
     weights_loaded_without_label_sets: bool = False
+    #: True for a model made by ``from_config`` (a ``.keras`` file, a zoo entry): its config
+    #: records its label sets, none included, so weights loaded into it do not warn.
+    label_sets_from_config: bool = False
 
     # ------------------------------------------------------------------ inputs
     @staticmethod

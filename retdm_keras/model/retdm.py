@@ -363,4 +363,5 @@ class RETDM(ForwardPassMixin, StagesMixin, TrainingDataMixin, ObjectiveMixin, ke
         stage = config.pop("stage", "joint")
         model = cls(**config)
         model.set_stage(stage)
+        model.label_sets_from_config = True  # its config says which label sets it has
         return model

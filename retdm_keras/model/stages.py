@@ -103,7 +103,8 @@ class StagesMixin:
 
         The training label sets that ``predict`` mixes in (``label_set_weight``) are
         configuration, not weights: a model given weights without them predicts with the
-        classification head alone, and its first prediction warns so. Load the ``.keras``
+        classification head alone, and its first prediction warns so (not for a model made
+        from a config, which records its label sets, none included). Load the ``.keras``
         file, or set ``label_sets`` (``prepare_training`` records them) before predicting.
         """
         optimizer = getattr(self, "optimizer", None)
@@ -116,7 +117,7 @@ class StagesMixin:
             or "objects_to_skip" in kwargs
         ):
             super().load_weights(filepath, skip_mismatch=skip_mismatch, **kwargs)
-            self.weights_loaded_without_label_sets = not self.label_sets
+            self.weights_loaded_without_label_sets = self._lacks_label_sets()
             return
         optimizer.build(self.trainable_variables)
         expected = [tuple(v.shape) for v in optimizer.variables]
@@ -129,7 +130,10 @@ class StagesMixin:
             )
             kwargs["objects_to_skip"] = [optimizer]
         super().load_weights(filepath, skip_mismatch=skip_mismatch, **kwargs)
-        self.weights_loaded_without_label_sets = not self.label_sets
+        self.weights_loaded_without_label_sets = self._lacks_label_sets()
+
+    def _lacks_label_sets(self) -> bool:
+        return not self.label_sets and not self.label_sets_from_config
 
     def compile_from_config(self, config):
         """Re-compile a loaded model from its saved compile config."""
