@@ -223,11 +223,7 @@ def test_keras_round_trip_gives_identical_predictions(tmp_path):
 def test_a_saved_stage_reloads_with_its_optimizer_state(tmp_path, stage, lam_mu):
     """What trains in the stage a model was saved in trains after loading, so the saved
     optimizer's slots (here SGD momentum) load in full, not skipped with a warning."""
-    model = tiny_model(lam=lam_mu, mu=lam_mu)
-    x, y = tiny_data()
-    model.set_stage(stage)
-    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9))
-    model.fit(as_dataset(x, y), epochs=1, verbose=0)
+    model = _trained_in_stage(stage, lam=lam_mu, mu=lam_mu)
     trained = [tuple(v.shape) for v in model.trainable_variables]
     path = tmp_path / "model.keras"
     model.save(path)
@@ -236,18 +232,27 @@ def test_a_saved_stage_reloads_with_its_optimizer_state(tmp_path, stage, lam_mu)
         loaded = keras.models.load_model(path)
     assert loaded.stage == stage
     assert [tuple(v.shape) for v in loaded.trainable_variables] == trained
-    saved, restored = model.optimizer.variables, loaded.optimizer.variables
-    assert len(restored) == len(saved) > 2  # the momentum slots, not just the step and rate
-    for a, b in zip(restored, saved, strict=True):
-        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    _assert_same_optimizer_state(loaded.optimizer, model.optimizer)
 
 
-def _trained_weights_file(tmp_path, stage):
-    model = tiny_model()
+def _trained_in_stage(stage, **kwargs):
+    """A tiny model trained one epoch in ``stage`` with SGD momentum (optimizer slots)."""
+    model = tiny_model(**kwargs)
     x, y = tiny_data()
     model.set_stage(stage)
     model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9))
     model.fit(as_dataset(x, y), epochs=1, verbose=0)
+    return model
+
+
+def _assert_same_optimizer_state(restored, saved):
+    assert len(restored.variables) == len(saved.variables) > 2  # momentum, not just step, rate
+    for a, b in zip(restored.variables, saved.variables, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def _trained_weights_file(tmp_path, stage):
+    model = _trained_in_stage(stage)
     path = tmp_path / "trained.weights.h5"
     model.save_weights(path)
     return model, path
@@ -268,10 +273,7 @@ def test_load_weights_resumes_the_optimizer_of_the_same_stage(tmp_path):
     optimizer slots when they belong to its stage, so ``fit`` resumes where it stopped."""
     model, path = _trained_weights_file(tmp_path, "joint")
     fresh = _load_into_fresh(path, "joint")
-    saved, restored = model.optimizer.variables, fresh.optimizer.variables
-    assert len(restored) == len(saved) > 2
-    for a, b in zip(restored, saved, strict=True):
-        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    _assert_same_optimizer_state(fresh.optimizer, model.optimizer)
 
 
 def test_load_weights_from_another_stage_loads_the_weights_without_a_warning(tmp_path):

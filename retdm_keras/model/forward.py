@@ -87,7 +87,7 @@ class ForwardPassMixin:
         scores in the metric space
         (``retdm_keras.label_set_scores``): ``(1 - w) · sigmoid(head(u)) + w · q(u)``.
         """
-        if self.weights_loaded_without_label_sets and not self.label_sets:
+        if self.weights_loaded_without_label_sets:  # cleared when label_sets is set
             self.weights_loaded_without_label_sets = False  # once
             if self.label_set_weight > 0 and self.lam > 0:
                 warnings.warn(

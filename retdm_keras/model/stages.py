@@ -110,30 +110,27 @@ class StagesMixin:
         optimizer = getattr(self, "optimizer", None)
         path = str(filepath)
         if (
-            optimizer is None
-            or optimizer.built
-            or not self.built
-            or not path.endswith(".weights.h5")
-            or "objects_to_skip" in kwargs
+            optimizer is not None
+            and not optimizer.built
+            and self.built
+            and path.endswith(".weights.h5")
+            and "objects_to_skip" not in kwargs
         ):
-            super().load_weights(filepath, skip_mismatch=skip_mismatch, **kwargs)
-            self.weights_loaded_without_label_sets = self._lacks_label_sets()
-            return
-        optimizer.build(self.trainable_variables)
-        expected = [tuple(v.shape) for v in optimizer.variables]
-        if _saved_optimizer_shapes(path) not in (None, expected):
-            logging.getLogger(__name__).info(
-                "%s: optimizer state not loaded (saved for other trainable variables than "
-                "those of stage %r)",
-                Path(path).name,
-                self.stage,
-            )
-            kwargs["objects_to_skip"] = [optimizer]
+            optimizer.build(self.trainable_variables)
+            expected = [tuple(v.shape) for v in optimizer.variables]
+            if _saved_optimizer_shapes(path) not in (None, expected):
+                logging.getLogger(__name__).info(
+                    "%s: optimizer state not loaded (saved for other trainable variables "
+                    "than those of stage %r)",
+                    Path(path).name,
+                    self.stage,
+                )
+                kwargs["objects_to_skip"] = [optimizer]
         super().load_weights(filepath, skip_mismatch=skip_mismatch, **kwargs)
-        self.weights_loaded_without_label_sets = self._lacks_label_sets()
-
-    def _lacks_label_sets(self) -> bool:
-        return not self.label_sets and not self.label_sets_from_config
+        # config-made models record their label sets (none included): nothing is missing
+        self.weights_loaded_without_label_sets = (
+            not self.label_sets and not self.label_sets_from_config
+        )
 
     def compile_from_config(self, config):
         """Re-compile a loaded model from its saved compile config."""
