@@ -216,12 +216,15 @@ def test_label_side_step_does_not_shrink_with_lambda(decouple):
         np.testing.assert_allclose(delta, expected, rtol=2e-3, atol=1e-6)
 
 
+@pytest.mark.parametrize("neighbor_images", ["memory_bank", "exact"])
 @pytest.mark.parametrize("share", [0.0, 0.25])
-def test_backbone_gets_its_share_of_the_metric_gradient(share):
+def test_backbone_gets_its_share_of_the_metric_gradient(share, neighbor_images):
     """The backbone descends ``L_cls + share·λ·L_metric``, the projection ``L_cls + λ·L_metric``.
 
     The reference gradients are the two terms' own, taken with the paper's joint gradient
-    (``backbone_metric_weight = 1``) on the same batch and neighbours.
+    (``backbone_metric_weight = 1``) on the same batch and neighbours. With exact neighbour
+    images the metric term also reaches ``f`` through the neighbours' embeddings, at the same
+    share.
     """
     x, _ = small_feature_data(n=12)
     codes = np.arange(1, 13)  # twelve distinct label sets: one image each, no random draws
@@ -231,7 +234,7 @@ def test_backbone_gets_its_share_of_the_metric_gradient(share):
     lam, lr = 0.5, 0.05
     model = RETDM(
         4, backbone="mlp", input_dim=7, embed_dim=8, label_hidden_units=8, lam=lam, mu=0.3,
-        backbone_metric_weight=share, tie_break="set_order",
+        backbone_metric_weight=share, tie_break="set_order", neighbor_images=neighbor_images,
     )  # fmt: skip
     model.adapt(x)
     model.set_stage("joint")

@@ -216,8 +216,18 @@ class ImageEmbedder(layers.Layer):
         share the dropout mask and differ only in where the gradient stops.
         """
         x = self._dropped(self.backbone_features(inputs, training=training), training)
-        scaled = scale * x + (1.0 - scale) * ops.stop_gradient(x)
-        return self.projection(x), self.projection(scaled)
+        return self.projection(x), self.projection(self._gradient_scaled(x, scale))
+
+    def embed_with_scaled_backbone_gradient(self, inputs, scale: float, training=None):
+        """``u_scaled`` of :meth:`embed_scaling_backbone_gradient` alone (one projection):
+        the value of ``call(inputs)``, with its gradient into the backbone times ``scale``."""
+        x = self._dropped(self.backbone_features(inputs, training=training), training)
+        return self.projection(self._gradient_scaled(x, scale))
+
+    @staticmethod
+    def _gradient_scaled(x, scale: float):
+        """``x`` in value; its gradient multiplied by ``scale``."""
+        return scale * x + (1.0 - scale) * ops.stop_gradient(x)
 
     def call(self, inputs, training=None):
         features = self.backbone_features(inputs, training=training)

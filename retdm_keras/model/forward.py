@@ -55,12 +55,25 @@ class ForwardPassMixin:
 
     def _embed_for_losses(self, kind: str, tensor, training):
         """``(u, u for the metric loss)``: equal values; the second carries only
-        ``backbone_metric_weight`` of its gradient into a trainable backbone.
+        ``backbone_metric_weight`` of its gradient into a trainable backbone."""
+        scale = self._backbone_metric_scale(kind, training)
+        if scale is None:
+            u = self._embed(kind, tensor, training)
+            return u, u
+        return self.image_embedder.embed_scaling_backbone_gradient(tensor, scale, training)
 
-        One tensor serves both wherever no metric gradient reaches a backbone: no backbone
-        in the graph, the full share, evaluation, no metric term to train (the classifier
-        stage, λ = 0), or a frozen backbone.
-        """
+    def _embed_for_metric(self, kind: str, tensor, training):
+        """The second half of :meth:`_embed_for_losses` alone (neighbour images, whose
+        classifier embedding is not needed): one projection, not two."""
+        scale = self._backbone_metric_scale(kind, training)
+        if scale is None:
+            return self._embed(kind, tensor, training)
+        return self.image_embedder.embed_with_scaled_backbone_gradient(tensor, scale, training)
+
+    def _backbone_metric_scale(self, kind: str, training) -> float | None:
+        """``backbone_metric_weight`` where the metric loss's gradient reaches a trainable
+        backbone, else None: no backbone in the graph, the full share, evaluation, no metric
+        term to train (the classifier stage, λ = 0), or a frozen backbone."""
         scale = self.backbone_metric_weight
         if (
             kind == BACKBONE_FEATURES  # no backbone in the graph (frozen-backbone training)
@@ -70,9 +83,8 @@ class ForwardPassMixin:
             or self.lam == 0.0
             or not self.image_embedder.backbone.trainable
         ):
-            u = self._embed(kind, tensor, training)
-            return u, u
-        return self.image_embedder.embed_scaling_backbone_gradient(tensor, scale, training)
+            return None
+        return scale
 
     # ------------------------------------------------------------------ forward pass
     def call(self, inputs, training=None):

@@ -24,7 +24,7 @@ class ObjectiveMixin:
         if self.neighbor_images == "memory_bank":
             return ts.bank.gather(members)
         images = tf.gather(ts.inputs, tf.reshape(members, (-1,)))
-        _, u = self._embed_for_losses(self._training_input_kind, images, training)
+        u = self._embed_for_metric(self._training_input_kind, images, training)
         u = self._metric_space(tf.cast(u, tf.float32))
         return tf.reshape(u, (tf.shape(set_ids)[0], tf.shape(set_ids)[1], self.embed_dim))
 
