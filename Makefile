@@ -5,6 +5,10 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 # the data folder recipes, tests, demos and benchmarks read (the library never guesses it)
 export RETDM_DATA_DIR ?= $(abspath ../shared/data)
+# pytest-xdist workers for `make test`: one per core, at most 4 (each holds a TensorFlow);
+# whole test files go to one worker, so module fixtures run once. TEST_WORKERS=0: serial.
+TEST_WORKERS ?= $(shell $(PYTHON) -c "import os; a = getattr(os, 'sched_getaffinity', None); \
+	print(min(4, len(a(0)) if a else os.cpu_count() or 1))")
 
 .PHONY: install demo demo-finetune test lint bench clean
 
@@ -24,7 +28,7 @@ demo-finetune: $(STAMP)  ## fine-tune MobileNetV2: BCE and RETDM on MIML scene (
 
 test: $(STAMP)  ## the whole test suite (lint included)
 	$(VENV)/bin/ruff check retdm_keras retdm_keras_cli tests examples benchmarks
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check retdm_keras retdm_keras_cli tests examples benchmarks
