@@ -21,7 +21,7 @@ from retdm_keras.cli._common import (
     _write_run_config,
     write_json,
 )
-from retdm_keras.cli._training import (
+from retdm_keras.cli._options import (
     DATA_OPTIONS,
     FIT_OPTIONS,
     FROZEN_OPTIONS,
@@ -32,9 +32,11 @@ from retdm_keras.cli._training import (
     _add_model_arguments,
     _check_fit_options,
     _check_frozen_options,
-    _describe_sizes,
     _feature_cache,
     _reject_written,
+)
+from retdm_keras.cli._training import (
+    _describe_sizes,
     _train_data,
     build_model,
 )

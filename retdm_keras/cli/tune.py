@@ -18,18 +18,20 @@ from retdm_keras.cli._common import (
     _write_run_config,
     write_json,
 )
-from retdm_keras.cli._training import (
+from retdm_keras.cli._options import (
     DATA_OPTIONS,
     FIT_OPTIONS,
     MODEL_OPTIONS,
     _add_data_arguments,
     _add_fit_arguments,
     _add_model_arguments,
-    _build_with_fallback,
     _check_fit_options,
+    _reject_written,
+)
+from retdm_keras.cli._training import (
+    _build_with_fallback,
     _describe_sizes,
     _model_kwargs,
-    _reject_written,
     _train_data,
 )
 from retdm_keras.metric_names import METRIC_NAMES

@@ -1,0 +1,226 @@
+"""The options of ``train`` and ``tune``: their argparse groups, the names (dests) of each
+group, and the checks on them that need no data (what they build is ``_training``'s)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from retdm_keras.cli._common import DEFAULT_IMAGE_BACKBONE, CLIError
+from retdm_keras.recipes import ModelSpec, TrainingSpec
+
+# The options of train/tune by group (argparse dests); with --recipe the recipe holds them.
+DATA_OPTIONS = (
+    "data_dir",
+    "labels",
+    "split_json",
+    "train_split",
+    "val_split",
+    "test_split",
+    "cache",
+    "arff_train",
+    "arff_test",
+    "labels_xml",
+    "num_labels",
+    "val_fraction",
+)
+
+
+MODEL_OPTIONS = (
+    "backbone",
+    "image_size",
+    "weights",
+    "backbone_width",
+    "embed_dim",
+    "num_neighbors",
+    "lam",
+    "mu",
+    "alpha",
+    "margin",
+    "distance",
+    "neighbor_images",
+    "dropout",
+)
+
+
+FIT_OPTIONS = ("epochs", "learning_rates", "batch_size", "seed")
+
+
+# Frozen-backbone training (train only; a recipe holds freeze_backbone and feature_views).
+FROZEN_OPTIONS = ("freeze_backbone", "feature_views")
+
+
+def _check_fit_options(args: argparse.Namespace) -> None:
+    if len(args.epochs) != 3 or len(args.learning_rates) != 3:
+        raise CLIError("--epochs and --learning-rates take three values (one per stage)")
+    if min(args.epochs) < 0:
+        raise CLIError(f"--epochs must be >= 0, got {args.epochs}")
+    if args.batch_size < 1:
+        raise CLIError(f"--batch-size must be >= 1, got {args.batch_size}")
+
+
+def _reject_written(args: argparse.Namespace, dests: Sequence[str], why: str) -> None:
+    """With ``--recipe``: raise if one of the options ``dests`` is on the command line."""
+    written = ["--" + d.replace("_", "-") for d in dests if d in args.written]
+    if written:
+        raise CLIError(f"{', '.join(written)} cannot be combined with --recipe ({why})")
+
+
+def _add_data_arguments(p: argparse.ArgumentParser) -> None:
+    """The data options of ``train`` and ``tune`` (read by ``_train_data``)."""
+    images = p.add_argument_group("image data")
+    images.add_argument("--data-dir", help="folder the CSV's image paths are relative to")
+    images.add_argument("--labels", help="annotation CSV (one-hot or label-list)")
+    images.add_argument("--split-json", help='split file {"train": [...], "val": [...], ...}')
+    images.add_argument("--train-split", help="training split name (default: 'train')")
+    images.add_argument("--val-split", help="validation split (default: 'val' if present)")
+    images.add_argument("--test-split", help="test split (default: 'test' if present)")
+    images.add_argument("--cache", action="store_true", help="cache decoded images in memory")
+
+    arff = p.add_argument_group("feature-vector data (MULAN ARFF; backbone 'mlp')")
+    arff.add_argument("--arff-train", help="training ARFF file")
+    arff.add_argument("--arff-test", help="test ARFF file")
+    arff.add_argument("--labels-xml", help="MULAN labels XML naming the label attributes")
+    arff.add_argument(
+        "--num-labels", type=int, help="without XML: the last N attributes are labels"
+    )
+    arff.add_argument(
+        "--val-fraction",
+        type=float,
+        help="hold out this fraction of the training rows for validation (uses --seed)",
+    )
+
+
+def _add_model_arguments(p: argparse.ArgumentParser, loss_weights: bool = True) -> None:
+    """The model options of ``train`` and ``tune`` (read by ``_model_kwargs``)."""
+    model = p.add_argument_group("model")
+    model.add_argument(
+        "--backbone",
+        help=f"image backbone (default: {DEFAULT_IMAGE_BACKBONE}; 'mlp' for ARFF)",
+    )
+    model.add_argument(
+        "--image-size", type=int, default=ModelSpec.image_size, help="input image side"
+    )
+    model.add_argument(
+        "--weights",
+        help="'imagenet', 'none' or a weights file (default: imagenet for images)",
+    )
+    model.add_argument("--backbone-width", type=float, help="MobileNet width multiplier")
+    model.add_argument("--embed-dim", type=int, default=ModelSpec.embed_dim, help="embedding size")
+    model.add_argument(
+        "--num-neighbors", type=int, default=ModelSpec.num_neighbors, help="K neighbour label sets"
+    )
+    if loss_weights:
+        model.add_argument(
+            "--lam", type=float, default=ModelSpec.lam, help="weight of the metric loss"
+        )
+        model.add_argument(
+            "--mu", type=float, default=ModelSpec.mu, help="weight of the reconstruction loss"
+        )
+    model.add_argument(
+        "--alpha", type=float, default=ModelSpec.alpha, help="weight of the second way"
+    )
+    model.add_argument("--margin", type=float, default=ModelSpec.margin, help="metric-loss margin")
+    model.add_argument(
+        "--distance", choices=("sqeuclidean", "euclidean"), default=ModelSpec.distance
+    )
+    model.add_argument(
+        "--neighbor-images", choices=("memory_bank", "exact"), default=ModelSpec.neighbor_images
+    )
+    model.add_argument(
+        "--dropout", type=float, default=ModelSpec.dropout, help="dropout before projection"
+    )
+
+
+def _add_fit_arguments(p: argparse.ArgumentParser) -> None:
+    fit = p.add_argument_group("training")
+    fit.add_argument(
+        "--epochs",
+        type=int,
+        nargs=3,
+        default=list(TrainingSpec.epochs),
+        metavar=("E1", "E2", "E3"),
+        help="epochs of the classifier, metric and joint stages",
+    )
+    fit.add_argument(
+        "--learning-rates",
+        type=float,
+        nargs=3,
+        default=list(TrainingSpec.learning_rates),
+        metavar=("L1", "L2", "L3"),
+        help="initial learning rate per stage",
+    )
+    fit.add_argument("--batch-size", type=int, default=TrainingSpec.batch_size)
+    fit.add_argument("--seed", type=int, default=TrainingSpec.seed, help="random seed")
+    fit.add_argument(
+        "--verbose",
+        type=_verbosity,
+        default="auto",
+        metavar="{auto,0,1,2}",
+        help="Keras verbosity: auto = progress bars on a terminal, one line per epoch otherwise",
+    )
+
+
+def _add_frozen_arguments(p: argparse.ArgumentParser) -> None:
+    """``--freeze-backbone``, ``--feature-views``, ``--feature-cache`` (``train``)."""
+    frozen = p.add_argument_group("frozen-backbone training")
+    frozen.add_argument(
+        "--freeze-backbone",
+        action="store_true",
+        help="keep the pretrained CNN frozen in every stage and train on its pooled features, "
+        "extracted once and cached (projection, heads and label side train as usual)",
+    )
+    frozen.add_argument(
+        "--feature-views",
+        type=int,
+        metavar="V",
+        help="with --freeze-backbone: views extracted per training image, the plain one and "
+        f"V-1 augmented (each epoch draws one; default {TrainingSpec.feature_views})",
+    )
+    frozen.add_argument(
+        "--feature-cache",
+        metavar="DIR",
+        help="with --freeze-backbone: feature cache folder (default: "
+        "$KERAS_HOME/retdm_features); 'none' disables it",
+    )
+
+
+def _check_frozen_options(args: argparse.Namespace) -> None:
+    """``--feature-views`` / ``--feature-cache`` need ``--freeze-backbone``; V >= 1 (the
+    default ``TrainingSpec.feature_views`` is filled in here)."""
+    if not args.freeze_backbone:
+        given = [
+            opt
+            for opt, value in (
+                ("--feature-views", args.feature_views),
+                ("--feature-cache", args.feature_cache),
+            )
+            if value is not None
+        ]
+        if given:
+            raise CLIError(f"{', '.join(given)} only apply with --freeze-backbone")
+        args.feature_views = TrainingSpec.feature_views
+        return
+    if args.feature_views is None:
+        args.feature_views = TrainingSpec.feature_views
+    if args.feature_views < 1:
+        raise CLIError(f"--feature-views must be >= 1, got {args.feature_views}")
+    if args.arff_train is not None:
+        raise CLIError("--freeze-backbone needs images: ARFF feature vectors have no backbone")
+
+
+def _feature_cache(args: argparse.Namespace) -> str | bool | None:
+    """``--feature-cache`` as ``fit_stages`` takes it: a folder, False for 'none', or None."""
+    value = getattr(args, "feature_cache", None)
+    if value is not None and value.lower() == "none":
+        return False
+    return value
+
+
+def _verbosity(text: str) -> int | str:
+    """``--verbose``: ``auto`` or 0, 1, 2."""
+    if text == "auto":
+        return "auto"
+    if text in ("0", "1", "2"):
+        return int(text)
+    raise argparse.ArgumentTypeError(f"expected auto, 0, 1 or 2, got {text!r}")
