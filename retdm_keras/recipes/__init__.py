@@ -26,7 +26,9 @@ file.
 The package, one module per idea:
 
 * :mod:`~retdm_keras.recipes.schema`: the :class:`Recipe` dataclasses, validation with
-  field-named errors, :func:`load_recipe` / :func:`save_recipe` / :func:`find_recipe`;
+  field-named errors;
+* :mod:`~retdm_keras.recipes.recipe_files`: the YAML files, :func:`load_recipe` /
+  :func:`save_recipe` / :func:`find_recipe`;
 * :mod:`~retdm_keras.recipes.builtin`: the recipes shipped as package data
   (``retdm_keras/recipes/builtin/<name>.yaml``), taken by name (``load_recipe("scene")``);
 * :mod:`~retdm_keras.recipes.paths`: ``${VAR}``, ``~`` and relative paths;
@@ -56,6 +58,7 @@ from retdm_keras.recipes.datasets import (
 )
 from retdm_keras.recipes.errors import RecipeError, WeightsUnavailableError
 from retdm_keras.recipes.paths import default_data_dir, expand_path
+from retdm_keras.recipes.recipe_files import find_recipe, load_recipe, save_recipe
 from retdm_keras.recipes.run import (
     build_model,
     make_optimizer,
@@ -69,9 +72,6 @@ from retdm_keras.recipes.schema import (
     ModelSpec,
     Recipe,
     TrainingSpec,
-    find_recipe,
-    load_recipe,
-    save_recipe,
 )
 
 __all__ = [

@@ -21,7 +21,8 @@ import numpy as np
 from retdm_keras.recipes.datasets import TrainData, build_datasets
 from retdm_keras.recipes.errors import RecipeError, WeightsUnavailableError
 from retdm_keras.recipes.paths import expand_path
-from retdm_keras.recipes.schema import Recipe, TrainingSpec, load_recipe
+from retdm_keras.recipes.recipe_files import load_recipe
+from retdm_keras.recipes.schema import Recipe, TrainingSpec
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import keras
