@@ -72,8 +72,8 @@ class TrainingSet:
         a batch size larger than the data set; see ``RETDM.prepare_training``.
 
         Raises:
-            ValueError: no batches, indices that are not ``0..N-1``, or labels whose width
-                is not ``num_labels``.
+            ValueError: no batches, indices that are not ``0..N-1``, labels whose width
+                is not ``num_labels``, or labels other than 0 and 1.
         """
         if not indices:
             hint = ""
@@ -97,6 +97,7 @@ class TrainingSet:
                 f"labels have shape {y_batches.shape[1:]} per sample, but the model has "
                 f"num_labels={num_labels}"
             )
+        _check_multi_hot(y_batches, index, label_names)
         y_all = np.zeros((num_samples, num_labels), np.float32)
         y_all[index] = y_batches
         neighbors = LabelNeighbors(y_all, num_neighbors, tie_break=tie_break)
@@ -166,6 +167,20 @@ class TrainingSet:
         return tf.gather(self.member_indices, starts + offsets)
 
 
+def _check_multi_hot(y, index, label_names) -> None:
+    """Raise, naming the sample and the label, unless every label value is 0 or 1: the
+    neighbour label sets, the reconstruction target and BCE all read multi-hot vectors."""
+    bad = np.argwhere((y != 0.0) & (y != 1.0))  # NaN included
+    if bad.size:
+        row, column = bad[0]
+        name = label_names[column] if label_names else str(column)
+        raise ValueError(
+            f"training labels must be 0 or 1 (multi-hot; soft labels are not supported): "
+            f"sample {index[row]}, label {name!r} is {float(y[row, column])!r} "
+            f"({len(bad)} such value(s))"
+        )
+
+
 def _warn_if_degenerate(neighbors, y_all, label_names, declared_batch) -> None:
     """One warning per degenerate property of the training set; training still runs."""
     num_samples, num_labels = y_all.shape
@@ -173,7 +188,8 @@ def _warn_if_degenerate(neighbors, y_all, label_names, declared_batch) -> None:
     if neighbors.num_sets == 1:
         warnings.warn(
             "the training set has a single distinct label set: no neighbour label sets "
-            "exist, so the metric loss is 0 (masked)",
+            "exist, so the metric loss is 0 (masked) and predictions use the classifier "
+            "alone",
             stacklevel=stacklevel,
         )
     never = np.flatnonzero(~(y_all > 0.5).any(axis=0))

@@ -95,6 +95,24 @@ def test_one_hot_all_zero_rows_are_not_reported(tmp_path: Path) -> None:
         read_labels_csv(tmp_path / "l.csv")
 
 
+# ------------------------------------------------------------------ label values
+
+
+@pytest.mark.parametrize("value", [2.0, 0.5, float("nan")])
+def test_labels_other_than_0_and_1_are_an_error_naming_the_row(value: float) -> None:
+    y = np.eye(3, dtype="float32")[np.arange(8) % 3]
+    y[5, 2] = value
+    with pytest.raises(ValueError, match=r"0 or 1.*row 5, column 2"):
+        feature_dataset(features(8), y, batch_size=4)
+    # a dataset built by hand: caught when the training set is prepared, naming the label
+    data = tf.data.Dataset.from_tensor_slices(
+        ({"features": features(8), "index": np.arange(8)}, y)
+    ).batch(4)
+    model = mlp_model(3, label_names=["cat", "dog", "sea"])
+    with pytest.raises(ValueError, match=r"0 or 1.*sample 5, label 'sea'"):
+        model.prepare_training(data)
+
+
 # ------------------------------------------------------------------ wrong label count
 
 
@@ -121,6 +139,15 @@ def test_a_single_label_set_warns_and_the_metric_loss_is_masked() -> None:
     assert_finite(histories)
     for stage in ("metric", "joint"):
         assert histories[stage].history["metric_loss"] == [0.0]
+    # the metric space never trained: predictions are the classifier's alone, with no
+    # retrieval softmax over the one set (Keras warns about a softmax over one value)
+    x = features(8)
+    assert model.label_set_weight > 0 and len(model.label_sets) == 1
+    head = tf.sigmoid(model.classification_head.logits(model.embed_images(x)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        probabilities = model.predict(x, verbose=0)
+    np.testing.assert_allclose(probabilities, head, rtol=1e-5, atol=1e-6)
 
 
 def test_labels_never_positive_warn_once_naming_them() -> None:

@@ -73,7 +73,7 @@ def feature_dataset(
 
     Args:
         features: ``(N, F)`` array (cast to float32).
-        labels: ``(N, C)`` multi-hot array (cast to float32).
+        labels: ``(N, C)`` multi-hot array of 0s and 1s (cast to float32).
         batch_size: samples per batch.
         training: default for ``shuffle``.
         shuffle: reshuffle every epoch; default ``training``.
@@ -90,6 +90,13 @@ def feature_dataset(
         )
     if len(features) == 0:
         raise ValueError("no samples")
+    bad = np.argwhere((labels != 0.0) & (labels != 1.0))  # NaN included
+    if bad.size:
+        row, column = bad[0]
+        raise ValueError(
+            f"labels must be 0 or 1 (multi-hot): row {row}, column {column} is "
+            f"{labels[row, column]!r} ({len(bad)} such value(s))"
+        )
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     shuffle = training if shuffle is None else shuffle
