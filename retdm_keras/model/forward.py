@@ -117,8 +117,10 @@ class ForwardPassMixin:
         """The classifier's float32 ``probabilities`` for embeddings ``u``, mixed with the
         label-set retrieval scores as :meth:`probabilities_from_embedding` describes (returned
         as they are when the mix does not apply)."""
-        if self.label_set_weight == 0.0 or self.lam == 0.0 or not self.label_sets:
-            return probabilities  # λ = 0: the metric space was never trained
+        if self.label_set_weight == 0.0 or self.lam == 0.0 or len(self.label_sets or ()) < 2:
+            # λ = 0, or a single training label set (no neighbour sets, the metric loss was
+            # masked): the metric space was never trained
+            return probabilities
         sets = ops.convert_to_tensor(self._label_set_matrix)
         set_embeddings = self._metric_space(ops.cast(self.label_embedder(sets), "float32"))
         scores = label_set_scores(
