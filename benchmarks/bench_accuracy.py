@@ -40,9 +40,10 @@ from bench_accuracy_staged import (
     convergence_history,
     fine_tuned_methods,
 )
-from bench_common import log
+from bench_common import MULAN_RECIPE, log
 
 from retdm_keras import RETDM
+from retdm_keras.recipes import make_optimizer
 
 __all__ = [
     "METHODS",
@@ -217,6 +218,8 @@ def run_mulan(settings, seeds, data: Path) -> dict:
         y_test,
         settings.mulan_epochs,
         settings.mulan_learning_rates,
+        # the recipe's optimiser (SGD), not the feature-vector default (Adam)
+        optimizer=make_optimizer(MULAN_RECIPE.training, "mlp"),
     )
     lam, mu = settings.mulan_lam, settings.mulan_mu
     methods.update(fine_tuned_methods(runs, seeds, lam, mu))

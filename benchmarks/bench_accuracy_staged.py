@@ -34,8 +34,10 @@ class StagedRuns:
         y_test: np.ndarray,
         epochs: tuple[int, int, int],
         learning_rates: tuple[float, float, float],
+        optimizer=None,
     ):
         self.build = build
+        self.optimizer = optimizer  # fit_stages' optimizer factory (None: the default)
         self.train_data = train_data
         self.bank_data = bank_data
         self.val_data = val_data
@@ -59,6 +61,7 @@ class StagedRuns:
                 self.val_data,
                 epochs=(self.epochs[0], 0, 0),
                 learning_rates=self.learning_rates,
+                optimizer=self.optimizer,
                 bank_data=self.bank_data,
                 verbose=0,
             )
@@ -95,6 +98,7 @@ class StagedRuns:
                 self.val_data,
                 epochs=(self.epochs[2], 0, 0),  # stage-3 epochs, BCE only, stage-3 lr
                 learning_rates=(lr3, lr2, lr3),
+                optimizer=self.optimizer,
                 bank_data=self.bank_data,
                 verbose=0,
             )
@@ -117,6 +121,7 @@ class StagedRuns:
                 self.val_data,
                 epochs=(0, self.epochs[1], self.epochs[2]),
                 learning_rates=self.learning_rates,
+                optimizer=self.optimizer,
                 bank_data=self.bank_data,
                 verbose=0,
             )

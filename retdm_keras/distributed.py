@@ -37,7 +37,12 @@ import keras
 import tensorflow as tf
 
 from retdm_keras.model import RETDM
-from retdm_keras.training import DEFAULT_LEARNING_RATES, begin_stage, stage_schedule
+from retdm_keras.training import (
+    begin_stage,
+    default_learning_rates,
+    default_optimizer_name,
+    stage_schedule,
+)
 
 STRATEGIES = ("default", "mirrored", "multiworker")
 
@@ -88,7 +93,7 @@ def fit_stages_multiworker(
     train_data: tf.data.Dataset,
     epochs: Sequence[int] = (10, 5, 10),
     *,
-    learning_rates: Sequence[float] = DEFAULT_LEARNING_RATES,
+    learning_rates: Sequence[float] | None = None,
     optimizer: Callable[[str, float], keras.optimizers.Optimizer] | None = None,
     bank_data: tf.data.Dataset | None = None,
     checkpoint_dir: str | os.PathLike[str] | None = None,
@@ -100,8 +105,9 @@ def fit_stages_multiworker(
         model: a ``RETDM`` built under the strategy's scope.
         train_data: batches of the *global* batch size, with ``x["index"]``.
         epochs: ``(e1, e2, e3)`` epochs per stage; 0 skips a stage.
-        learning_rates: learning rate per stage.
-        optimizer: ``optimizer(stage, learning_rate)``; default the paper's SGD.
+        learning_rates: learning rate per stage; default as in ``fit_stages``.
+        optimizer: ``optimizer(stage, learning_rate)``; default as in ``fit_stages`` (the
+            paper's SGD for images, Adam for feature vectors).
         bank_data: data for the memory-bank pass (default ``train_data``).
         checkpoint_dir: the chief writes ``<stage>-epoch<N>.weights.h5`` and
             ``history.json`` here after every epoch.
@@ -110,6 +116,8 @@ def fit_stages_multiworker(
     Returns:
         ``{stage: [logs per epoch]}``.
     """
+    if learning_rates is None:
+        learning_rates = default_learning_rates(default_optimizer_name(model.backbone))
     strategy = model.distribute_strategy
     distributed = strategy.experimental_distribute_dataset(distribute_by_data(train_data))
     chief = is_chief(strategy)

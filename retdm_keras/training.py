@@ -9,8 +9,11 @@ RETDM is trained in three stages (Li et al. 2020, Sec. III-D):
 3. ``"joint"``      — everything, ``L_cls + lam·L_metric + mu·L_rec``.
 
 ``fit_stages`` runs them in order with a fresh optimiser per stage (the set of trained
-weights changes between stages). The default optimiser is the paper's: SGD with momentum 0.9,
-weight decay 1e-4, learning rate ×0.1 when the validation loss stops improving.
+weights changes between stages), learning rate ×0.1 when the validation loss stops improving.
+The default optimiser depends on the input (:func:`default_optimizer_name`): for images the
+paper's, SGD with momentum 0.9 and weight decay 1e-4 at learning rates 0.01 / 0.01 / 0.001;
+for feature vectors (``backbone="mlp"``, ours) Adam with weight decay 1e-4 at 3e-4 / 3e-4 /
+3e-5 (SGD's rates left sparse, many-label feature data under-trained; ``docs/method.md``).
 
 Example:
 
@@ -38,13 +41,49 @@ import tensorflow as tf
 
 from retdm_keras.checkpointing import StageRecords, StopOnNonFiniteLoss
 from retdm_keras.model import RETDM, STAGES
+from retdm_keras.optimizer_defaults import (
+    ADAM_LEARNING_RATES,
+    DEFAULT_LEARNING_RATES,
+    OPTIMIZERS,
+    default_learning_rates,
+    default_optimizer_name,
+)
 
-DEFAULT_LEARNING_RATES = (0.01, 0.01, 0.001)
+__all__ = [
+    "ADAM_LEARNING_RATES",
+    "DEFAULT_LEARNING_RATES",
+    "OPTIMIZERS",
+    "begin_stage",
+    "default_learning_rates",
+    "default_metrics",
+    "default_optimizer",
+    "default_optimizer_name",
+    "fit_stages",
+    "make_optimizer",
+    "resolve_verbose",
+    "stage_schedule",
+]
+
+
+def make_optimizer(
+    name: str, learning_rate: float, *, momentum: float = 0.9, weight_decay: float = 1e-4
+) -> keras.optimizers.Optimizer:
+    """A fresh optimiser by name: SGD (with ``momentum``), Adam or AdamW; ``weight_decay`` is
+    Keras's decoupled decay (0 disables it, except for AdamW, which needs it)."""
+    if name == "sgd":
+        return keras.optimizers.SGD(
+            learning_rate=learning_rate, momentum=momentum, weight_decay=weight_decay or None
+        )
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate=learning_rate, weight_decay=weight_decay or None)
+    if name == "adamw":
+        return keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay)
+    raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
 
 
 def default_optimizer(learning_rate: float = 0.01) -> keras.optimizers.Optimizer:
     """The paper's optimiser: SGD, momentum 0.9, weight decay 1e-4."""
-    return keras.optimizers.SGD(learning_rate=learning_rate, momentum=0.9, weight_decay=1e-4)
+    return make_optimizer("sgd", learning_rate)
 
 
 def default_metrics(num_labels: int) -> list[keras.metrics.Metric]:
@@ -91,7 +130,8 @@ def begin_stage(
 ) -> None:
     """Freeze the stage's parts, attach the training set if needed, and compile.
 
-    The optimiser (``optimizer(stage, learning_rate)``, default ``default_optimizer``), the
+    The optimiser (``optimizer(stage, learning_rate)``, default the model's
+    :func:`default_optimizer_name`, made by :func:`make_optimizer`), the
     metrics (``metrics()``) and the memory bank are all created in the scope of the model's
     own strategy (the one it was built under), so they are mirrored like the weights (a
     Keras optimiser binds to the strategy current when it is constructed).
@@ -104,7 +144,7 @@ def begin_stage(
             # Neighbour index + a fresh pass of f over the training images into the bank.
             model.prepare_training(bank_data)
         if optimizer is None:
-            new_optimizer = default_optimizer(learning_rate)
+            new_optimizer = make_optimizer(default_optimizer_name(model.backbone), learning_rate)
         else:
             new_optimizer = optimizer(stage, learning_rate)
         model.compile(optimizer=new_optimizer, metrics=metrics() if metrics else None)
@@ -116,7 +156,7 @@ def fit_stages(
     val_data: tf.data.Dataset | None = None,
     epochs: Sequence[int] = (10, 5, 10),
     *,
-    learning_rates: Sequence[float] = DEFAULT_LEARNING_RATES,
+    learning_rates: Sequence[float] | None = None,
     optimizer: Callable[[str, float], keras.optimizers.Optimizer] | None = None,
     metrics: Callable[[], list] | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
@@ -137,9 +177,12 @@ def fit_stages(
         val_data: optional validation batches (no index needed); drives the learning-rate
             schedule and ``val_*`` logs.
         epochs: ``(e1, e2, e3)`` epochs per stage; 0 skips a stage.
-        learning_rates: initial learning rate per stage.
+        learning_rates: initial learning rate per stage; default those of the default
+            optimiser (``default_learning_rates``): 0.01 / 0.01 / 0.001 for images (SGD),
+            3e-4 / 3e-4 / 3e-5 for feature vectors (Adam).
         optimizer: ``optimizer(stage, learning_rate)`` → a fresh optimiser; default
-            ``default_optimizer``.
+            ``make_optimizer(default_optimizer_name(model.backbone), learning_rate)``: the
+            paper's SGD for images, Adam (weight decay 1e-4) for ``backbone="mlp"``.
         metrics: ``metrics()`` → a fresh list of Keras metrics for ``compile``; default
             streaming mAP and O-F1.
         callbacks: extra Keras callbacks, used in every stage.
@@ -179,6 +222,8 @@ def fit_stages(
             "`with strategy.scope():` so its weights are mirrored, then call fit_stages"
         )
     verbose = resolve_verbose(verbose)
+    if learning_rates is None:
+        learning_rates = default_learning_rates(default_optimizer_name(model.backbone))
 
     def run(train, val, bank):
         return _fit_stages(

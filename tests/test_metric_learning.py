@@ -102,7 +102,8 @@ def test_rescaled_and_shifted_features_give_the_same_test_ap(shared_data):
 def test_matches_binary_relevance_logistic_regression_on_synthetic_data():
     """Synthetic data: RETDM with defaults is within 0.005 of BR-LR.
 
-    The issue's target is to *beat* it. Measured on this data: 0.9485 vs 0.9478; on seven
+    The issue's target is to *beat* it. Measured on this data: 0.9449 vs 0.9478 (0.9485 with
+    the SGD defaults feature vectors had before Adam, see docs/method.md); on seven
     other generator seeds' validation splits the difference averages +0.0002 (-0.0044 to
     +0.0035), and even the Bayes posterior computed from the generator's own distributions
     is only +0.005 above BR-LR there, so the test holds the gap, not a win. More rows do not
@@ -129,6 +130,36 @@ def test_matches_binary_relevance_logistic_regression_on_synthetic_data():
         y[cut:], baseline.predict_proba(scaler.transform(x[cut:]))
     )
     assert ap_retdm > ap_baseline - 0.005
+
+
+@pytest.mark.slow
+def test_sparse_many_label_features_train_with_the_defaults():
+    """Sparse binary features, 40 labels (the shape of text sets such as enron or medical):
+    the SGD defaults left the network under-trained (AP 0.305 against 0.384 for BR-LR at
+    scikit-learn's default C); the feature-vector default, Adam, is level with BR-LR (0.407)."""
+    from sklearn.datasets import make_multilabel_classification
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import label_ranking_average_precision_score
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = make_multilabel_classification(
+        n_samples=2500, n_features=300, n_classes=40, n_labels=3, length=40,
+        allow_unlabeled=True, random_state=0,
+    )  # fmt: skip
+    x, y = (x > 0).astype("float32"), y.astype("float32")
+    cut = 2000
+    seen = y[:cut].any(axis=0)
+    y = y[:, seen]
+    model, _ = train_default(x[:cut], y[:cut])
+    scaler = StandardScaler().fit(x[:cut])
+    baseline = OneVsRestClassifier(LogisticRegression(max_iter=3000))
+    baseline.fit(scaler.transform(x[:cut]), y[:cut])
+    ap_retdm = label_ranking_average_precision_score(y[cut:], model.predict(x[cut:], verbose=0))
+    ap_baseline = label_ranking_average_precision_score(
+        y[cut:], baseline.predict_proba(scaler.transform(x[cut:]))
+    )
+    assert ap_retdm > ap_baseline - 0.02
 
 
 # ----------------------------------------------------------------------------- mechanisms

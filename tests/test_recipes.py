@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 import yaml
@@ -24,8 +26,12 @@ from retdm_keras.recipes import (
     expand_path,
     find_recipe,
     load_recipe,
+    make_optimizer,
+    optimizer_name,
+    stage_learning_rates,
     train_recipe,
 )
+from retdm_keras.training import default_learning_rates, default_optimizer_name
 
 LABELS = ["red", "green", "blue"]
 LABEL_SETS = [(1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 0), (0, 1, 1), (1, 0, 1)]
@@ -102,7 +108,9 @@ def test_the_shipped_recipes_validate():
         assert getattr(scene.model, field) == defaults[field].default, field
     fit_defaults = inspect.signature(fit_stages).parameters
     assert scene.training.epochs == tuple(fit_defaults["epochs"].default)
-    assert scene.training.learning_rates == tuple(fit_defaults["learning_rates"].default)
+    assert fit_defaults["learning_rates"].default is None  # the default optimiser's
+    assert scene.training.learning_rates == default_learning_rates("sgd")
+    assert scene.training.optimizer == default_optimizer_name(scene.model.backbone) == "sgd"
     assert (scene.training.batch_size, scene.training.seed) == (32, 0)
     assert [scene.data.get(k) for k in ("train_split", "val_split", "test_split")] == [
         "train",
@@ -112,6 +120,29 @@ def test_the_shipped_recipes_validate():
     assert recipes["scene-features"].model.backbone == "mlp"
     assert find_recipe("coco") == builtin_recipes_dir() / "coco.yaml"
     assert find_recipe("no-such-model") is None
+
+
+def test_unset_optimizer_and_learning_rates_follow_the_backbone(tmp_path):
+    """A recipe without ``optimizer`` / ``learning_rates`` (or with ``learning_rates: null``)
+    trains with the backbone's defaults: Adam at 3e-4 / 3e-4 / 3e-5 for feature vectors,
+    SGD at 0.01 / 0.01 / 0.001 for images; a named optimiser brings its own rates."""
+    config = _tiny_recipe(tmp_path)
+    del config["training"]["learning_rates"]
+    recipe = Recipe.from_dict(config, source=str(tmp_path / "r.yaml"))
+    assert (recipe.training.optimizer, recipe.training.learning_rates) == (None, None)
+    training = recipe.training
+    assert Recipe.from_dict(recipe.to_dict()).training == training  # round trip
+    assert stage_learning_rates(training, "mlp") == (3e-4, 3e-4, 3e-5)
+    assert stage_learning_rates(training, "tiny_cnn") == (0.01, 0.01, 0.001)
+    adam = make_optimizer(training, "mlp")("classifier", 3e-4)
+    assert type(adam) is keras.optimizers.Adam and adam.weight_decay == pytest.approx(1e-4)
+    sgd = make_optimizer(training, "tiny_cnn")("classifier", 0.01)
+    assert type(sgd) is keras.optimizers.SGD and sgd.momentum == pytest.approx(0.9)
+    named = dataclasses.replace(training, optimizer="sgd")
+    assert optimizer_name(named, "mlp") == "sgd"
+    assert stage_learning_rates(named, "mlp") == (0.01, 0.01, 0.001)
+    config["training"]["learning_rates"] = None
+    assert Recipe.from_dict(config).training.learning_rates is None
 
 
 def test_a_builtin_recipe_loads_by_its_name(tmp_path, monkeypatch):

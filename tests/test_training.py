@@ -61,6 +61,40 @@ def test_default_optimizer_is_the_papers():
     assert float(opt.learning_rate) == pytest.approx(0.05)
 
 
+def test_the_default_optimizer_follows_the_input():
+    """Images: the paper's SGD at 0.01 / 0.01 / 0.001; feature vectors ("mlp"): Adam with
+    weight decay 1e-4 at 3e-4 / 3e-4 / 3e-5; an explicit optimiser and rates win."""
+    from retdm_keras.data import feature_dataset
+
+    train, _, y = synthetic()
+    keras.utils.set_random_seed(0)
+    image_model = RETDM(3, backbone="tiny_cnn", image_size=16, embed_dim=8)
+    fit_stages(image_model, train, epochs=(1, 0, 0), verbose=0)
+    assert type(image_model.optimizer) is keras.optimizers.SGD
+    assert float(image_model.optimizer.learning_rate) == pytest.approx(0.01)
+
+    x = np.random.default_rng(0).normal(size=(len(y), 5)).astype("float32")
+    features = feature_dataset(x, y, batch_size=8)
+    model = RETDM(3, backbone="mlp", input_dim=5, embed_dim=8, label_hidden_units=8)
+    fit_stages(model, features, epochs=(1, 0, 0), verbose=0)
+    assert type(model.optimizer) is keras.optimizers.Adam
+    assert float(model.optimizer.learning_rate) == pytest.approx(3e-4)
+    assert model.optimizer.weight_decay == pytest.approx(1e-4)
+    fit_stages(model, features, epochs=(0, 0, 1), verbose=0)
+    assert float(model.optimizer.learning_rate) == pytest.approx(3e-5)  # the joint stage's
+
+    fit_stages(
+        model,
+        features,
+        epochs=(1, 0, 0),
+        learning_rates=(0.05, 0.01, 0.001),
+        optimizer=lambda stage, lr: default_optimizer(lr),
+        verbose=0,
+    )
+    assert type(model.optimizer) is keras.optimizers.SGD
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.05)
+
+
 def test_learning_rate_drops_on_plateau():
     train, _, _ = synthetic()
     model = RETDM(3, backbone="tiny_cnn", image_size=16, embed_dim=8)

@@ -51,7 +51,7 @@ FROZEN_OPTIONS = ("freeze_backbone", "feature_views")
 
 
 def _check_fit_options(args: argparse.Namespace) -> None:
-    if len(args.epochs) != 3 or len(args.learning_rates) != 3:
+    if len(args.epochs) != 3 or (args.learning_rates is not None and len(args.learning_rates) != 3):
         raise CLIError("--epochs and --learning-rates take three values (one per stage)")
     if min(args.epochs) < 0:
         raise CLIError(f"--epochs must be >= 0, got {args.epochs}")
@@ -146,9 +146,10 @@ def _add_fit_arguments(p: argparse.ArgumentParser) -> None:
         "--learning-rates",
         type=float,
         nargs=3,
-        default=list(TrainingSpec.learning_rates),
+        default=None,
         metavar=("L1", "L2", "L3"),
-        help="initial learning rate per stage",
+        help="initial learning rate per stage (default: 0.01 0.01 0.001 with SGD for images, "
+        "0.0003 0.0003 0.00003 with Adam for ARFF feature vectors)",
     )
     fit.add_argument("--batch-size", type=int, default=TrainingSpec.batch_size)
     fit.add_argument("--seed", type=int, default=TrainingSpec.seed, help="random seed")

@@ -40,6 +40,7 @@ from retdm_keras.cli._training import (
     _train_data,
     build_model,
 )
+from retdm_keras.optimizer_defaults import default_learning_rates, default_optimizer_name
 
 
 def _history_logs(histories: dict[str, Any]) -> dict[str, list[dict[str, float]]]:
@@ -109,6 +110,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     os.makedirs(args.out, exist_ok=True)
     with strategy.scope():  # weights, optimiser slots and memory bank live on every replica
         model, weights_used = build_model(args, data.label_names, input_dim=data.input_dim)
+    if args.learning_rates is None:  # the default optimiser's, recorded in train_config.json
+        args.learning_rates = list(default_learning_rates(default_optimizer_name(model.backbone)))
     print(
         f"{PROG}: {len(data.label_names)} labels; samples: {_describe_sizes(data.sizes)}; "
         f"backbone {model.backbone}"

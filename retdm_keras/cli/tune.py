@@ -35,6 +35,7 @@ from retdm_keras.cli._training import (
     _train_data,
 )
 from retdm_keras.metric_names import METRIC_NAMES
+from retdm_keras.optimizer_defaults import default_optimizer_name
 from retdm_keras.recipes import TrainingSpec
 
 # Kept here rather than imported with retdm_keras.tuning (which loads KerasTuner) and
@@ -89,16 +90,19 @@ def _tune_recipe(args: argparse.Namespace) -> tuple[recipes.Recipe, recipes.Reci
     for dest in FIT_OPTIONS:
         value = getattr(training, dest)
         setattr(args, dest, list(value) if isinstance(value, tuple) else value)
+    default = default_optimizer_name(recipe.model.backbone)
     unused = [
         f"training.{name}"
-        for name in ("optimizer", "momentum", "weight_decay", "reduce_lr_patience")
+        for name in ("momentum", "weight_decay", "reduce_lr_patience")
         if getattr(training, name) != getattr(TrainingSpec, name)
     ]
+    if training.optimizer not in (None, default):
+        unused.insert(0, "training.optimizer")
     if unused:
         print(
-            f"{PROG}: warning: the search trains with the default SGD optimiser (momentum 0.9, "
-            f"weight decay 1e-4) and learning-rate schedule, not with the recipe's "
-            f"{', '.join(unused)}",
+            f"{PROG}: warning: the search trains with the backbone's default optimiser "
+            f"({default}, weight decay 1e-4) and learning-rate schedule, not with the "
+            f"recipe's {', '.join(unused)}",
             file=sys.stderr,
         )
     return recipe, dataclasses.replace(recipe, training=training)
@@ -204,7 +208,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         search_embed_dim="embed_dim" in search,
         search_learning_rates="learning_rates" in search,
         epochs=tuple(args.epochs),
-        learning_rates=tuple(args.learning_rates),
+        learning_rates=None if args.learning_rates is None else tuple(args.learning_rates),
         stage1_weights=args.stage1_weights,
         bank_data=data.bank,
         **frozen,

@@ -63,7 +63,9 @@ from retdm_keras.recipes.run import (
     build_model,
     make_optimizer,
     model_kwargs,
+    optimizer_name,
     predict_with_labels,
+    stage_learning_rates,
     train_recipe,
 )
 from retdm_keras.recipes.schema import (
@@ -95,6 +97,8 @@ __all__ = [
     "image_folder_data",
     "load_recipe",
     "make_optimizer",
+    "optimizer_name",
+    "stage_learning_rates",
     "model_kwargs",
     "predict_with_labels",
     "save_recipe",

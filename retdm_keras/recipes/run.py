@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from retdm_keras.optimizer_defaults import default_learning_rates, default_optimizer_name
 from retdm_keras.recipes.datasets import TrainData, build_datasets
 from retdm_keras.recipes.errors import RecipeError, WeightsUnavailableError
 from retdm_keras.recipes.paths import expand_path
 from retdm_keras.recipes.recipe_files import load_recipe
-from retdm_keras.recipes.schema import Recipe, TrainingSpec
+from retdm_keras.recipes.schema import ModelSpec, Recipe, TrainingSpec
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import keras
@@ -34,7 +35,9 @@ __all__ = [
     "build_model",
     "make_optimizer",
     "model_kwargs",
+    "optimizer_name",
     "predict_with_labels",
+    "stage_learning_rates",
     "train_recipe",
 ]
 
@@ -80,26 +83,35 @@ def build_model(recipe: Recipe, data: TrainData) -> RETDM:
         ) from err
 
 
-def make_optimizer(training: TrainingSpec) -> Callable[[str, float], keras.optimizers.Optimizer]:
-    """``optimizer(stage, learning_rate)`` for ``fit_stages`` from the training spec."""
-    import keras
+def make_optimizer(
+    training: TrainingSpec, backbone: str | None = None
+) -> Callable[[str, float], keras.optimizers.Optimizer]:
+    """``optimizer(stage, learning_rate)`` for ``fit_stages`` from the training spec; an
+    unset ``optimizer`` is the backbone's default (``default_optimizer_name``)."""
+    from retdm_keras.training import make_optimizer as named_optimizer
+
+    name = optimizer_name(training, backbone)
 
     def optimizer(stage: str, learning_rate: float) -> keras.optimizers.Optimizer:
-        if training.optimizer == "sgd":
-            return keras.optimizers.SGD(
-                learning_rate=learning_rate,
-                momentum=training.momentum,
-                weight_decay=training.weight_decay or None,
-            )
-        if training.optimizer == "adam":
-            return keras.optimizers.Adam(
-                learning_rate=learning_rate, weight_decay=training.weight_decay or None
-            )
-        return keras.optimizers.AdamW(
-            learning_rate=learning_rate, weight_decay=training.weight_decay
+        return named_optimizer(
+            name, learning_rate, momentum=training.momentum, weight_decay=training.weight_decay
         )
 
     return optimizer
+
+
+def optimizer_name(training: TrainingSpec, backbone: str | None = None) -> str:
+    """The recipe's optimiser, or the backbone's default when it names none."""
+    if training.optimizer is not None:
+        return training.optimizer
+    return default_optimizer_name(backbone or ModelSpec.backbone)
+
+
+def stage_learning_rates(training: TrainingSpec, backbone: str | None = None) -> tuple[float, ...]:
+    """The recipe's learning rates per stage, or its optimiser's defaults when unset."""
+    if training.learning_rates is not None:
+        return tuple(training.learning_rates)
+    return default_learning_rates(optimizer_name(training, backbone))
 
 
 def predict_with_labels(model: RETDM, dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -159,14 +171,15 @@ def train_recipe(
     if data.test is None:
         raise RecipeError(f"{recipe.source or recipe.name}: data: the recipe needs a test split")
     model = build_model(recipe, data)
+    rates = stage_learning_rates(training, model.backbone)
     started = time.time()
     histories = fit_stages(
         model,
         data.train,
         data.val,
         epochs=training.epochs,
-        learning_rates=training.learning_rates,
-        optimizer=make_optimizer(training),
+        learning_rates=rates,
+        optimizer=make_optimizer(training, model.backbone),
         callbacks=callbacks,
         bank_data=data.bank,
         reduce_lr_patience=training.reduce_lr_patience,
@@ -191,6 +204,9 @@ def train_recipe(
             "imagenet" if training.freeze_backbone and recipe.model.weights == "imagenet" else None
         ),
         training={
+            # what ran where the recipe left them to the backbone's defaults
+            "optimizer": optimizer_name(training, model.backbone),
+            "learning_rates": list(rates),
             "sizes": data.sizes,
             "test_samples": int(len(labels)),
             "train_seconds": round(seconds, 1),

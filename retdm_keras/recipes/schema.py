@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from retdm_keras.optimizer_defaults import OPTIMIZERS
 from retdm_keras.recipes.errors import RecipeError
 from retdm_keras.recipes.paths import expand_path
 
@@ -29,7 +30,6 @@ __all__ = [
     "TrainingSpec",
 ]
 
-_OPTIMIZERS = ("sgd", "adam", "adamw")
 
 # format -> {field: (type, required)}; "path" fields are resolved with expand_path.
 _DATA_FIELDS: dict[str, dict[str, tuple[str, bool]]] = {
@@ -128,11 +128,17 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class TrainingSpec:
-    """The ``fit_stages`` schedule: epochs and learning rate per stage, optimiser, batches."""
+    """The ``fit_stages`` schedule: epochs and learning rate per stage, optimiser, batches.
+
+    ``optimizer`` None (or absent) is the backbone's default
+    (:mod:`retdm_keras.optimizer_defaults`: Adam for ``"mlp"`` feature vectors, the paper's
+    SGD for images); ``learning_rates`` None are that optimiser's defaults (3e-4 / 3e-4 / 3e-5
+    for Adam, 0.01 / 0.01 / 0.001 for SGD).
+    """
 
     epochs: tuple[int, int, int] = (10, 5, 10)
-    learning_rates: tuple[float, float, float] = (0.01, 0.01, 0.001)
-    optimizer: str = "sgd"
+    learning_rates: tuple[float, float, float] | None = None
+    optimizer: str | None = None
     momentum: float = 0.9
     weight_decay: float = 1e-4
     batch_size: int = 32
@@ -287,6 +293,9 @@ def _training_spec(config: Any, where: str) -> TrainingSpec:
         if key not in config:
             continue
         value = config.pop(key)
+        if value is None and key == "learning_rates":  # the optimiser's defaults
+            sequences[key] = None
+            continue
         if not isinstance(value, list | tuple) or len(value) != 3:
             raise RecipeError(
                 f"{where}training.{key}: expected 3 values (classifier, metric, joint stages), "
@@ -299,11 +308,11 @@ def _training_spec(config: Any, where: str) -> TrainingSpec:
     spec = dataclasses.replace(_spec(TrainingSpec, config, where, "training"), **sequences)
     if any(e < 0 for e in spec.epochs):
         raise RecipeError(f"{where}training.epochs: must be >= 0, got {list(spec.epochs)}")
-    if any(lr <= 0 for lr in spec.learning_rates):
+    if spec.learning_rates is not None and any(lr <= 0 for lr in spec.learning_rates):
         raise RecipeError(f"{where}training.learning_rates: must be > 0")
-    if spec.optimizer not in _OPTIMIZERS:
+    if spec.optimizer is not None and spec.optimizer not in OPTIMIZERS:
         raise RecipeError(
-            f"{where}training.optimizer: expected one of {_OPTIMIZERS}, got {spec.optimizer!r}"
+            f"{where}training.optimizer: expected one of {OPTIMIZERS}, got {spec.optimizer!r}"
         )
     if spec.batch_size < 1:
         raise RecipeError(f"{where}training.batch_size: must be >= 1, got {spec.batch_size}")

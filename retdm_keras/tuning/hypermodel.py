@@ -9,6 +9,7 @@ direction of a logged metric.
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -21,10 +22,11 @@ import tensorflow as tf
 from retdm_keras.metrics import LOWER_IS_BETTER, evaluate
 from retdm_keras.model import RETDM, STAGES
 from retdm_keras.training import (
-    DEFAULT_LEARNING_RATES,
+    default_learning_rates,
     default_metrics,
-    default_optimizer,
+    default_optimizer_name,
     fit_stages,
+    make_optimizer,
 )
 
 DEFAULT_CHOICES: dict[str, tuple] = {
@@ -34,6 +36,9 @@ DEFAULT_CHOICES: dict[str, tuple] = {
     "embed_dim": (128, 256, 512),
 }
 """Values tried for a knob switched on with ``search_<knob>=True``."""
+
+RETDM_DEFAULT_BACKBONE: str = inspect.signature(RETDM).parameters["backbone"].default
+"""The backbone of a ``RETDM`` whose ``model_kwargs`` name none."""
 
 LEARNING_RATE_RANGE = (1e-4, 1e-1)
 """Log-uniform range of each stage's learning rate with ``search_learning_rates=True``."""
@@ -137,7 +142,8 @@ class RETDMHyperModel(kt.HyperModel):
         search_learning_rates: ``True`` (``LEARNING_RATE_RANGE``) or a ``(low, high)`` range
             for a log-uniform learning rate per stage; else ``learning_rates`` are used.
         epochs: ``(e1, e2, e3)`` epochs of the three stages.
-        learning_rates: fixed learning rate per stage.
+        learning_rates: fixed learning rate per stage (default: as in ``fit_stages``, those
+            of the backbone's default optimiser, which trials use).
         stage1_weights: weights (``.weights.h5`` or ``.keras``) of a model trained through
             stage 1 with the same architecture; trials load them in ``build`` and skip stage 1.
         bank_data: un-augmented training data for the memory-bank passes (see ``fit_stages``).
@@ -164,7 +170,7 @@ class RETDMHyperModel(kt.HyperModel):
         search_embed_dim: bool | Sequence[int] = False,
         search_learning_rates: bool | tuple[float, float] = False,
         epochs: Sequence[int] = (10, 5, 10),
-        learning_rates: Sequence[float] = DEFAULT_LEARNING_RATES,
+        learning_rates: Sequence[float] | None = None,
         stage1_weights: str | os.PathLike | None = None,
         bank_data: tf.data.Dataset | None = None,
         full_metrics: bool = True,
@@ -175,8 +181,11 @@ class RETDMHyperModel(kt.HyperModel):
         tunable: bool = True,
     ):
         super().__init__(name=name, tunable=tunable)
-        if freeze_backbone and (model_kwargs or {}).get("backbone") == "mlp":
+        backbone = (model_kwargs or {}).get("backbone", RETDM_DEFAULT_BACKBONE)
+        if freeze_backbone and backbone == "mlp":
             raise ValueError("freeze_backbone needs an image backbone, not 'mlp'")
+        if learning_rates is None:
+            learning_rates = default_learning_rates(default_optimizer_name(backbone))
         if len(epochs) != len(STAGES) or len(learning_rates) != len(STAGES):
             raise ValueError(f"epochs and learning_rates need one value per stage {STAGES}")
         for label, (low, high) in (("lam_range", lam_range), ("mu_range", mu_range)):
@@ -265,7 +274,9 @@ class RETDMHyperModel(kt.HyperModel):
             first = "metric"
         model.set_stage(first)
         model.compile(
-            optimizer=default_optimizer(learning_rates[STAGES.index(first)]),
+            optimizer=make_optimizer(
+                default_optimizer_name(model.backbone), learning_rates[STAGES.index(first)]
+            ),
             metrics=default_metrics(self.num_labels),
         )
         return model
