@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from retdm_keras.data.features import check_multi_hot
 from retdm_keras.memory_bank import MemoryBank
 from retdm_keras.neighbors import LabelNeighbors
 
@@ -97,7 +98,7 @@ class TrainingSet:
                 f"labels have shape {y_batches.shape[1:]} per sample, but the model has "
                 f"num_labels={num_labels}"
             )
-        _check_multi_hot(y_batches, index, label_names)
+        check_multi_hot(y_batches, rows=index, row_word="sample", label_names=label_names)
         y_all = np.zeros((num_samples, num_labels), np.float32)
         y_all[index] = y_batches
         neighbors = LabelNeighbors(y_all, num_neighbors, tie_break=tie_break)
@@ -165,20 +166,6 @@ class TrainingSet:
         draw = tf.random.uniform(tf.shape(set_ids), dtype=tf.float64)
         offsets = tf.minimum(tf.cast(draw * tf.cast(counts, tf.float64), tf.int64), counts - 1)
         return tf.gather(self.member_indices, starts + offsets)
-
-
-def _check_multi_hot(y, index, label_names) -> None:
-    """Raise, naming the sample and the label, unless every label value is 0 or 1: the
-    neighbour label sets, the reconstruction target and BCE all read multi-hot vectors."""
-    bad = np.argwhere((y != 0.0) & (y != 1.0))  # NaN included
-    if bad.size:
-        row, column = bad[0]
-        name = label_names[column] if label_names else str(column)
-        raise ValueError(
-            f"training labels must be 0 or 1 (multi-hot; soft labels are not supported): "
-            f"sample {index[row]}, label {name!r} is {float(y[row, column])!r} "
-            f"({len(bad)} such value(s))"
-        )
 
 
 def _warn_if_degenerate(neighbors, y_all, label_names, declared_batch) -> None:

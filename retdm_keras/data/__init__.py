@@ -26,7 +26,7 @@ In every dataset ``index`` is the sample's row in the split's label matrix, so
 from retdm_keras.data.arff import load_arff
 from retdm_keras.data.augment import eval_transform, train_transform
 from retdm_keras.data.coco import COCO_CLASSES, coco_multi_hot, read_coco_instances
-from retdm_keras.data.features import FeatureSet, feature_dataset
+from retdm_keras.data.features import FeatureSet, check_multi_hot, feature_dataset
 from retdm_keras.data.folder_csv import decode_image_file, from_folder, image_dataset
 from retdm_keras.data.image_check import (
     BadImage,
@@ -61,6 +61,7 @@ __all__ = [
     "LabeledFiles",
     "NoLabelsWarning",
     "check_files_exist",
+    "check_multi_hot",
     "eval_transform",
     "feature_dataset",
     "from_folder",

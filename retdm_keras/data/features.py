@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["FeatureSet", "feature_dataset"]
+__all__ = ["FeatureSet", "check_multi_hot", "feature_dataset"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,6 +59,27 @@ class FeatureSet:
         return self.labels.shape[1]
 
 
+def check_multi_hot(
+    labels: np.ndarray,
+    *,
+    rows: np.ndarray | None = None,
+    row_word: str = "row",
+    label_names: list[str] | None = None,
+) -> None:
+    """Raise ``ValueError`` unless every value of the ``(N, C)`` ``labels`` is 0 or 1 (NaN
+    included), naming the first offender: its row (``rows[i]`` when given, called
+    ``row_word``) and its column, by name when ``label_names`` are given."""
+    bad = np.argwhere((labels != 0.0) & (labels != 1.0))
+    if bad.size:
+        row, column = bad[0]
+        where = f"{row_word} {row if rows is None else rows[row]}, "
+        where += f"label {label_names[column]!r}" if label_names else f"column {column}"
+        raise ValueError(
+            f"labels must be 0 or 1 (multi-hot; soft labels are not supported): {where} is "
+            f"{float(labels[row, column])!r} ({len(bad)} such value(s))"
+        )
+
+
 def feature_dataset(
     features: np.ndarray,
     labels: np.ndarray,
@@ -90,13 +111,7 @@ def feature_dataset(
         )
     if len(features) == 0:
         raise ValueError("no samples")
-    bad = np.argwhere((labels != 0.0) & (labels != 1.0))  # NaN included
-    if bad.size:
-        row, column = bad[0]
-        raise ValueError(
-            f"labels must be 0 or 1 (multi-hot): row {row}, column {column} is "
-            f"{labels[row, column]!r} ({len(bad)} such value(s))"
-        )
+    check_multi_hot(labels)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     shuffle = training if shuffle is None else shuffle
