@@ -37,12 +37,7 @@ import keras
 import tensorflow as tf
 
 from retdm_keras.model import RETDM
-from retdm_keras.training import (
-    begin_stage,
-    default_learning_rates,
-    default_optimizer_name,
-    stage_schedule,
-)
+from retdm_keras.training import backbone_learning_rates, begin_stage, stage_schedule
 
 STRATEGIES = ("default", "mirrored", "multiworker")
 
@@ -117,7 +112,7 @@ def fit_stages_multiworker(
         ``{stage: [logs per epoch]}``.
     """
     if learning_rates is None:
-        learning_rates = default_learning_rates(default_optimizer_name(model.backbone))
+        learning_rates = backbone_learning_rates(model.backbone)
     strategy = model.distribute_strategy
     distributed = strategy.experimental_distribute_dataset(distribute_by_data(train_data))
     chief = is_chief(strategy)

@@ -30,3 +30,9 @@ def default_learning_rates(optimizer: str) -> tuple[float, float, float]:
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
     return DEFAULT_LEARNING_RATES if optimizer == "sgd" else ADAM_LEARNING_RATES
+
+
+def backbone_learning_rates(backbone: str) -> tuple[float, float, float]:
+    """The learning rates per stage ``fit_stages`` uses for a backbone when none are given:
+    those of its default optimiser (:func:`default_optimizer_name`)."""
+    return default_learning_rates(default_optimizer_name(backbone))

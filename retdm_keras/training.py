@@ -45,6 +45,7 @@ from retdm_keras.optimizer_defaults import (
     ADAM_LEARNING_RATES,
     DEFAULT_LEARNING_RATES,
     OPTIMIZERS,
+    backbone_learning_rates,
     default_learning_rates,
     default_optimizer_name,
 )
@@ -53,6 +54,8 @@ __all__ = [
     "ADAM_LEARNING_RATES",
     "DEFAULT_LEARNING_RATES",
     "OPTIMIZERS",
+    "backbone_learning_rates",
+    "backbone_optimizer",
     "begin_stage",
     "default_learning_rates",
     "default_metrics",
@@ -79,6 +82,12 @@ def make_optimizer(
     if name == "adamw":
         return keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay)
     raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
+
+
+def backbone_optimizer(backbone: str, learning_rate: float) -> keras.optimizers.Optimizer:
+    """The optimiser ``fit_stages`` gives a stage of a model with this backbone by default
+    (:func:`default_optimizer_name`, made by :func:`make_optimizer`)."""
+    return make_optimizer(default_optimizer_name(backbone), learning_rate)
 
 
 def default_optimizer(learning_rate: float = 0.01) -> keras.optimizers.Optimizer:
@@ -130,8 +139,8 @@ def begin_stage(
 ) -> None:
     """Freeze the stage's parts, attach the training set if needed, and compile.
 
-    The optimiser (``optimizer(stage, learning_rate)``, default the model's
-    :func:`default_optimizer_name`, made by :func:`make_optimizer`), the
+    The optimiser (``optimizer(stage, learning_rate)``, default
+    :func:`backbone_optimizer`), the
     metrics (``metrics()``) and the memory bank are all created in the scope of the model's
     own strategy (the one it was built under), so they are mirrored like the weights (a
     Keras optimiser binds to the strategy current when it is constructed).
@@ -144,7 +153,7 @@ def begin_stage(
             # Neighbour index + a fresh pass of f over the training images into the bank.
             model.prepare_training(bank_data)
         if optimizer is None:
-            new_optimizer = make_optimizer(default_optimizer_name(model.backbone), learning_rate)
+            new_optimizer = backbone_optimizer(model.backbone, learning_rate)
         else:
             new_optimizer = optimizer(stage, learning_rate)
         model.compile(optimizer=new_optimizer, metrics=metrics() if metrics else None)
@@ -178,10 +187,10 @@ def fit_stages(
             schedule and ``val_*`` logs.
         epochs: ``(e1, e2, e3)`` epochs per stage; 0 skips a stage.
         learning_rates: initial learning rate per stage; default those of the default
-            optimiser (``default_learning_rates``): 0.01 / 0.01 / 0.001 for images (SGD),
+            optimiser (``backbone_learning_rates``): 0.01 / 0.01 / 0.001 for images (SGD),
             3e-4 / 3e-4 / 3e-5 for feature vectors (Adam).
         optimizer: ``optimizer(stage, learning_rate)`` → a fresh optimiser; default
-            ``make_optimizer(default_optimizer_name(model.backbone), learning_rate)``: the
+            ``backbone_optimizer(model.backbone, learning_rate)``: the
             paper's SGD for images, Adam (weight decay 1e-4) for ``backbone="mlp"``.
         metrics: ``metrics()`` → a fresh list of Keras metrics for ``compile``; default
             streaming mAP and O-F1.
@@ -223,7 +232,7 @@ def fit_stages(
         )
     verbose = resolve_verbose(verbose)
     if learning_rates is None:
-        learning_rates = default_learning_rates(default_optimizer_name(model.backbone))
+        learning_rates = backbone_learning_rates(model.backbone)
 
     def run(train, val, bank):
         return _fit_stages(

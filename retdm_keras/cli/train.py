@@ -40,7 +40,7 @@ from retdm_keras.cli._training import (
     _train_data,
     build_model,
 )
-from retdm_keras.optimizer_defaults import default_learning_rates, default_optimizer_name
+from retdm_keras.optimizer_defaults import backbone_learning_rates
 
 
 def _history_logs(histories: dict[str, Any]) -> dict[str, list[dict[str, float]]]:
@@ -111,7 +111,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     with strategy.scope():  # weights, optimiser slots and memory bank live on every replica
         model, weights_used = build_model(args, data.label_names, input_dim=data.input_dim)
     if args.learning_rates is None:  # the default optimiser's, recorded in train_config.json
-        args.learning_rates = list(default_learning_rates(default_optimizer_name(model.backbone)))
+        args.learning_rates = list(backbone_learning_rates(model.backbone))
     print(
         f"{PROG}: {len(data.label_names)} labels; samples: {_describe_sizes(data.sizes)}; "
         f"backbone {model.backbone}"

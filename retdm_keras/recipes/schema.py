@@ -4,7 +4,7 @@
 error (``x.yaml: model.lam: expected a number, got 'high'``). Paths are kept as written (so a
 published recipe is portable) and resolved only when data is built
 (:func:`retdm_keras.recipes.paths.expand_path`). The YAML files are
-:mod:`retdm_keras.recipes.recipe_files`'.
+:mod:`retdm_keras.recipes.recipe_files`'s.
 """
 
 from __future__ import annotations

@@ -22,11 +22,10 @@ import tensorflow as tf
 from retdm_keras.metrics import LOWER_IS_BETTER, evaluate
 from retdm_keras.model import RETDM, STAGES
 from retdm_keras.training import (
-    default_learning_rates,
+    backbone_learning_rates,
+    backbone_optimizer,
     default_metrics,
-    default_optimizer_name,
     fit_stages,
-    make_optimizer,
 )
 
 DEFAULT_CHOICES: dict[str, tuple] = {
@@ -185,7 +184,7 @@ class RETDMHyperModel(kt.HyperModel):
         if freeze_backbone and backbone == "mlp":
             raise ValueError("freeze_backbone needs an image backbone, not 'mlp'")
         if learning_rates is None:
-            learning_rates = default_learning_rates(default_optimizer_name(backbone))
+            learning_rates = backbone_learning_rates(backbone)
         if len(epochs) != len(STAGES) or len(learning_rates) != len(STAGES):
             raise ValueError(f"epochs and learning_rates need one value per stage {STAGES}")
         for label, (low, high) in (("lam_range", lam_range), ("mu_range", mu_range)):
@@ -274,9 +273,7 @@ class RETDMHyperModel(kt.HyperModel):
             first = "metric"
         model.set_stage(first)
         model.compile(
-            optimizer=make_optimizer(
-                default_optimizer_name(model.backbone), learning_rates[STAGES.index(first)]
-            ),
+            optimizer=backbone_optimizer(model.backbone, learning_rates[STAGES.index(first)]),
             metrics=default_metrics(self.num_labels),
         )
         return model
