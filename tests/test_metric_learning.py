@@ -47,10 +47,10 @@ def label_ranking_ap(y, scores):
     return total / counted
 
 
-def train_default(x, y, seed=0, epochs=(10, 5, 10)):
-    """RETDM with every default except the data-given sizes."""
+def train_default(x, y, seed=0, epochs=(10, 5, 10), **model_kwargs):
+    """RETDM with every default except the data-given sizes (and ``model_kwargs``)."""
     keras.utils.set_random_seed(seed)
-    model = RETDM(y.shape[1], backbone="mlp", input_dim=x.shape[1])
+    model = RETDM(y.shape[1], backbone="mlp", input_dim=x.shape[1], **model_kwargs)
     train = feature_dataset(x, y, batch_size=32, training=True, seed=seed)
     histories = fit_stages(model, train, epochs=epochs, verbose=0)
     return model, histories
@@ -122,8 +122,9 @@ def retdm_and_br_lr_ap(x, y, cut):
 def test_matches_binary_relevance_logistic_regression_on_synthetic_data():
     """Synthetic data: RETDM with defaults is within 0.005 of BR-LR.
 
-    The issue's target is to *beat* it. Measured on this data: 0.9449 vs 0.9478 (0.9485 with
-    the SGD defaults feature vectors had before Adam, see docs/method.md); on seven
+    The issue's target is to *beat* it. Measured on this data: 0.9451 vs 0.9478 (0.9449
+    before the embedder's linear path, 0.9485 with the SGD defaults feature vectors had
+    before Adam, see docs/method.md); on seven
     other generator seeds' validation splits the difference averages +0.0002 (-0.0044 to
     +0.0035), and even the Bayes posterior computed from the generator's own distributions
     is only +0.005 above BR-LR there, so the test holds the gap, not a win. More rows do not
@@ -143,7 +144,9 @@ def test_matches_binary_relevance_logistic_regression_on_synthetic_data():
 def test_sparse_many_label_features_train_with_the_defaults():
     """Sparse binary features, 40 labels (the shape of text sets such as enron or medical):
     the SGD defaults left the network under-trained (AP 0.305 against 0.384 for BR-LR at
-    scikit-learn's default C); the feature-vector default, Adam, is level with BR-LR (0.407)."""
+    scikit-learn's default C on a validation split of this shape). Here, with the defaults
+    (Adam, and the embedder's linear path): 0.427 against 0.404 for BR-LR (0.407 before the
+    linear path)."""
     from sklearn.datasets import make_multilabel_classification
 
     x, y = make_multilabel_classification(
@@ -154,6 +157,30 @@ def test_sparse_many_label_features_train_with_the_defaults():
     y = y[:, y[:cut].any(axis=0)].astype("float32")  # labels seen in training
     ap_retdm, ap_baseline = retdm_and_br_lr_ap((x > 0).astype("float32"), y, cut)
     assert ap_retdm > ap_baseline - 0.02
+
+
+@pytest.mark.slow
+def test_the_linear_path_helps_on_high_dimensional_sparse_features():
+    """1,000 binary features, 50 labels, 1,100 training rows (the shape of enron): the
+    default embedder, whose projection also reads the features (``linear_skip``), ranks
+    held-out labels better than the plain MLP. Generator seed 2; seeds 0 and 1, on which
+    the default was chosen, gained +0.024 and +0.012 AP (docs/method.md)."""
+    from sklearn.datasets import make_multilabel_classification
+    from sklearn.metrics import label_ranking_average_precision_score
+
+    x, y = make_multilabel_classification(
+        n_samples=1500, n_features=1000, n_classes=50, n_labels=3, length=60,
+        allow_unlabeled=True, random_state=2,
+    )  # fmt: skip
+    cut = 1100
+    x = (x > 0).astype("float32")
+    y = y[:, y[:cut].any(axis=0)].astype("float32")
+    ap = {}
+    for linear_skip in (True, False):
+        model, _ = train_default(x[:cut], y[:cut], linear_skip=linear_skip)
+        scores = model.predict(x[cut:], verbose=0)
+        ap[linear_skip] = label_ranking_average_precision_score(y[cut:], scores)
+    assert ap[True] > ap[False]
 
 
 # ----------------------------------------------------------------------------- mechanisms
@@ -200,6 +227,32 @@ def test_standardize_false_leaves_features_raw():
     model = RETDM(4, backbone="mlp", input_dim=7, embed_dim=8, standardize=False)
     assert not model.needs_adaptation
     assert RETDM.from_config(model.get_config()).image_embedder.standardize is False
+
+
+@pytest.mark.parametrize("linear_skip", [True, False])
+def test_the_mlp_embedding_has_a_linear_path_from_the_features(linear_skip):
+    """RETDM's default ``mlp`` embedder is ``u = P·[relu(W·z + b), z] + c`` on the
+    standardised features ``z`` (a numpy reference); ``linear_skip=False`` is the plain MLP
+    ``P·relu(W·z + b) + c``. The option survives ``get_config``, and a configuration saved
+    before it existed loads as the plain MLP its weights were trained for."""
+    x, _ = small_feature_data()
+    kwargs = {} if linear_skip else {"linear_skip": False}
+    model = RETDM(4, backbone="mlp", input_dim=7, embed_dim=8, label_hidden_units=8, **kwargs)
+    model.adapt(x)
+    f = model.image_embedder
+    assert f.feature_dim == 512 + 7 * linear_skip
+    hidden = next(layer for layer in f.backbone.layers if isinstance(layer, keras.layers.Dense))
+    w, b = hidden.get_weights()
+    p, c = f.projection.get_weights()
+    z = (x - x.mean(axis=0)) / x.std(axis=0)
+    h = np.maximum(z @ w + b, 0.0)
+    expected = np.concatenate([h, z], axis=1) @ p + c if linear_skip else h @ p + c
+    np.testing.assert_allclose(f(x).numpy(), expected, rtol=1e-4, atol=1e-4)
+
+    config = model.get_config()
+    assert RETDM.from_config(config).image_embedder.linear_skip is linear_skip
+    del config["linear_skip"]
+    assert RETDM.from_config(config).image_embedder.linear_skip is False
 
 
 def one_step_deltas(model, x, y, lr):

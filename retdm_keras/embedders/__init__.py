@@ -16,7 +16,8 @@ Backbones (``ImageEmbedder.BACKBONES``):
 ``mobilenet``       MobileNet v1 (``width`` = alpha, default 0.25), average-pooled.
 ``mobilenet_v2``    MobileNetV2 (``width`` = alpha, default 1.0), average-pooled.
 ``efficientnetv2b0`` EfficientNetV2-B0 (preprocessing built in), average-pooled.
-``mlp``             feature vectors of size ``input_dim`` → ``hidden_units`` ReLU layers.
+``mlp``             feature vectors of size ``input_dim`` → ``hidden_units`` ReLU layers
+                    (with ``linear_skip``, followed by the input features themselves).
 ``tiny_cnn``        three small conv blocks, for tests and quick experiments.
 =================== ==========================================================================
 

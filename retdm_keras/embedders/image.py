@@ -36,6 +36,11 @@ class ImageEmbedder(layers.Layer):
             ``keras.layers.Normalization`` layer (saved with the model) whose mean and
             variance :meth:`adapt` sets from the training features (``fit_stages`` does it).
             Default True; features then need no scaling by hand.
+        linear_skip: ``"mlp"`` only: the projection reads the (standardised) input
+            features next to the last hidden layer, so the embedding has a linear path from
+            the features besides the nonlinear one ("wide and deep"). Default False here;
+            ``RETDM`` turns it on (see ``docs/method.md``, "A linear path for feature
+            vectors").
 
     Examples:
 
@@ -65,6 +70,7 @@ class ImageEmbedder(layers.Layer):
         dropout: float = 0.0,
         freeze_batchnorm: bool | None = None,
         standardize: bool = True,
+        linear_skip: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -84,6 +90,7 @@ class ImageEmbedder(layers.Layer):
             weights is not None if freeze_batchnorm is None else freeze_batchnorm
         )
         self.standardize = bool(standardize) and backbone == "mlp"
+        self.linear_skip = bool(linear_skip) and backbone == "mlp" and bool(self.hidden_units)
 
         # === layers ===
         if backbone == "mlp":
@@ -96,6 +103,8 @@ class ImageEmbedder(layers.Layer):
             x = inputs
             for units in self.hidden_units:
                 x = layers.Dense(units, activation="relu")(x)
+            if self.linear_skip:
+                x = layers.Concatenate(name="linear_skip")([x, inputs])
             self.backbone = keras.Model(inputs, x, name="mlp")
         else:
             preprocess, build, default_width = IMAGE_BACKBONES[backbone]
@@ -249,5 +258,6 @@ class ImageEmbedder(layers.Layer):
             dropout=self.dropout_rate,
             freeze_batchnorm=self.freeze_batchnorm,
             standardize=self.standardize,
+            linear_skip=self.linear_skip,
         )
         return config
