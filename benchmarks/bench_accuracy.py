@@ -202,6 +202,7 @@ def run_mulan(settings, seeds, data: Path) -> dict:
             lam=lam,
             mu=mu,
             alpha=alpha,
+            linear_skip=settings.mulan_linear_skip,
             label_names=train_all.label_names,
         )
 

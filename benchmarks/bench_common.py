@@ -51,6 +51,7 @@ class Settings:
     mulan_learning_rates: tuple[float, float, float] = MULAN_RECIPE.training.learning_rates
     mulan_lam: float = MULAN_RECIPE.model.lam
     mulan_mu: float = MULAN_RECIPE.model.mu
+    mulan_linear_skip: bool = MULAN_RECIPE.model.linear_skip
     mulan_val_fraction: float = MULAN_RECIPE.data.get("val_fraction", 0.1)
     # --- MIML scene images, frozen MobileNetV2 (ImageNet): the `make demo` configuration ---
     frozen_image_size: int = 224

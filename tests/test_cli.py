@@ -276,6 +276,18 @@ def test_train_and_evaluate_arff(tmp_path, capsys):
     assert "--val-fraction" in capsys.readouterr().err
 
 
+def test_linear_skip_reaches_the_feature_model_and_the_recipe_check():
+    """``--no-linear-skip`` gives a plain MLP embedder (the default has the linear path); with
+    ``--recipe`` it is a model option the recipe holds, so it is refused."""
+    for flag, expected in (([], True), (["--no-linear-skip"], False)):
+        args = cli.build_parser().parse_args(
+            ["train", "--arff-train", "t.arff", "--out", "o", "--embed-dim", "8", *flag]
+        )
+        model, _ = cli.build_model(args, LABELS, input_dim=4)
+        assert model.image_embedder.linear_skip is expected
+    assert cli.main(["train", "--recipe", "scene-features", "--no-linear-skip"]) == 2
+
+
 def test_imagenet_download_failure_falls_back(monkeypatch, capsys):
     from retdm_keras.embedders import backbones
 

@@ -16,6 +16,7 @@ from PIL import Image
 from retdm_keras import RETDM, fit_stages, zoo
 from retdm_keras.metrics import METRIC_NAMES
 from retdm_keras.recipes import (
+    ModelSpec,
     Recipe,
     RecipeError,
     build_datasets,
@@ -118,6 +119,9 @@ def test_the_shipped_recipes_validate():
         "test",
     ]
     assert recipes["scene-features"].model.backbone == "mlp"
+    # its SGD schedule was chosen for the plain MLP; the linear path lowered validation AP
+    assert recipes["scene-features"].model.linear_skip is False
+    assert ModelSpec().linear_skip is defaults["linear_skip"].default is True
     assert find_recipe("coco") == builtin_recipes_dir() / "coco.yaml"
     assert find_recipe("no-such-model") is None
 

@@ -40,6 +40,7 @@ MODEL_OPTIONS = (
     "distance",
     "neighbor_images",
     "dropout",
+    "linear_skip",
 )
 
 
@@ -129,6 +130,13 @@ def _add_model_arguments(p: argparse.ArgumentParser, loss_weights: bool = True) 
     )
     model.add_argument(
         "--dropout", type=float, default=ModelSpec.dropout, help="dropout before projection"
+    )
+    model.add_argument(
+        "--linear-skip",
+        action=argparse.BooleanOptionalAction,
+        default=ModelSpec.linear_skip,
+        help="ARFF feature vectors: the embedding also reads the features directly, beside "
+        "the hidden layer (default: on)",
     )
 
 

@@ -160,6 +160,7 @@ def _model_kwargs(
         neighbor_images=args.neighbor_images,
         backbone_width=args.backbone_width,
         dropout=args.dropout,
+        linear_skip=args.linear_skip,
         input_dim=input_dim,
         label_names=list(label_names),
     )

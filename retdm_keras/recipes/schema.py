@@ -124,6 +124,7 @@ class ModelSpec:
     label_hidden_units: int = 512
     dropout: float = 0.0
     freeze_batchnorm: bool | None = None
+    linear_skip: bool = True
 
 
 @dataclass(frozen=True)
