@@ -119,7 +119,7 @@ def test_the_shipped_recipes_validate():
         "test",
     ]
     assert recipes["scene-features"].model.backbone == "mlp"
-    # its SGD schedule was chosen for the plain MLP; the linear path lowered validation AP
+    # its settings (λ = μ = 0.1) were chosen for the plain MLP; the linear path lowered val AP
     assert recipes["scene-features"].model.linear_skip is False
     assert ModelSpec().linear_skip is defaults["linear_skip"].default is True
     assert find_recipe("coco") == builtin_recipes_dir() / "coco.yaml"
