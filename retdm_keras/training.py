@@ -12,8 +12,10 @@ RETDM is trained in three stages (Li et al. 2020, Sec. III-D):
 weights changes between stages), learning rate ×0.1 when the validation loss stops improving.
 The default optimiser depends on the input (:func:`default_optimizer_name`): for images the
 paper's, SGD with momentum 0.9 and weight decay 1e-4 at learning rates 0.01 / 0.01 / 0.001;
-for feature vectors (``backbone="mlp"``, ours) Adam with weight decay 1e-4 at 3e-4 / 3e-4 /
-3e-5 (SGD's rates left sparse, many-label feature data under-trained; ``docs/method.md``).
+for feature vectors (``backbone="mlp"``, ours) Adam at 3e-4 / 3e-4 / 3e-5 with decoupled
+weight decay 3, biases excluded (SGD's rates left sparse, many-label feature data
+under-trained, and a decay of 1e-4 let the network over-fit small tabular data;
+``docs/method.md``).
 
 Example:
 
@@ -48,6 +50,7 @@ from retdm_keras.optimizer_defaults import (
     backbone_learning_rates,
     default_learning_rates,
     default_optimizer_name,
+    default_weight_decay,
 )
 
 __all__ = [
@@ -61,6 +64,7 @@ __all__ = [
     "default_metrics",
     "default_optimizer",
     "default_optimizer_name",
+    "default_weight_decay",
     "fit_stages",
     "make_optimizer",
     "resolve_verbose",
@@ -72,22 +76,31 @@ def make_optimizer(
     name: str, learning_rate: float, *, momentum: float = 0.9, weight_decay: float = 1e-4
 ) -> keras.optimizers.Optimizer:
     """A fresh optimiser by name: SGD (with ``momentum``), Adam or AdamW; ``weight_decay`` is
-    Keras's decoupled decay (0 disables it, except for AdamW, which needs it)."""
+    Keras's decoupled decay (0 disables it, except for AdamW, which needs it). Adam and AdamW
+    leave biases undecayed: the classification head's bias holds each label's prior."""
     if name == "sgd":
         return keras.optimizers.SGD(
             learning_rate=learning_rate, momentum=momentum, weight_decay=weight_decay or None
         )
     if name == "adam":
-        return keras.optimizers.Adam(learning_rate=learning_rate, weight_decay=weight_decay or None)
-    if name == "adamw":
-        return keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay)
-    raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
+        optimizer = keras.optimizers.Adam(
+            learning_rate=learning_rate, weight_decay=weight_decay or None
+        )
+    elif name == "adamw":
+        optimizer = keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay)
+    else:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
+    if weight_decay:
+        optimizer.exclude_from_weight_decay(var_names=["bias"])
+    return optimizer
 
 
 def backbone_optimizer(backbone: str, learning_rate: float) -> keras.optimizers.Optimizer:
     """The optimiser ``fit_stages`` gives a stage of a model with this backbone by default
-    (:func:`default_optimizer_name`, made by :func:`make_optimizer`)."""
-    return make_optimizer(default_optimizer_name(backbone), learning_rate)
+    (:func:`default_optimizer_name`, made by :func:`make_optimizer` with
+    :func:`default_weight_decay`: 1e-4 for images' SGD, 3 for feature vectors' Adam)."""
+    name = default_optimizer_name(backbone)
+    return make_optimizer(name, learning_rate, weight_decay=default_weight_decay(name, backbone))
 
 
 def default_optimizer(learning_rate: float = 0.01) -> keras.optimizers.Optimizer:
@@ -191,7 +204,7 @@ def fit_stages(
             3e-4 / 3e-4 / 3e-5 for feature vectors (Adam).
         optimizer: ``optimizer(stage, learning_rate)`` → a fresh optimiser; default
             ``backbone_optimizer(model.backbone, learning_rate)``: the
-            paper's SGD for images, Adam (weight decay 1e-4) for ``backbone="mlp"``.
+            paper's SGD for images, Adam (weight decay 3) for ``backbone="mlp"``.
         metrics: ``metrics()`` → a fresh list of Keras metrics for ``compile``; default
             streaming mAP and O-F1.
         callbacks: extra Keras callbacks, used in every stage.

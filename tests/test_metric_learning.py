@@ -6,6 +6,7 @@ label sets), the metric stage ended at the chance level ``2·ln(1 + K)``, and un
 columns made stage 1 diverge.
 """
 
+import inspect
 import itertools
 
 import keras
@@ -98,19 +99,29 @@ def test_rescaled_and_shifted_features_give_the_same_test_ap(shared_data):
     assert abs(ap_plain - ap_scaled) < 0.01
 
 
-def retdm_and_br_lr_ap(x, y, cut):
+def retdm_and_br_lr_ap(x, y, cut, tuned=False):
     """Label-ranking AP on rows ``cut:`` of RETDM with the defaults and of binary-relevance
-    logistic regression (scikit-learn's default C) on standardised features, both trained on
-    rows ``:cut``."""
-    from sklearn.linear_model import LogisticRegression
+    logistic regression on standardised features, both trained on rows ``:cut``: at
+    scikit-learn's default C = 1, or (``tuned``) with C chosen per label among 0.01 … 10 by
+    3-fold cross-validation on the training rows."""
+    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
     from sklearn.metrics import label_ranking_average_precision_score
     from sklearn.multiclass import OneVsRestClassifier
     from sklearn.preprocessing import StandardScaler
 
     model, _ = train_default(x[:cut], y[:cut])
     scaler = StandardScaler().fit(x[:cut])
-    baseline = OneVsRestClassifier(LogisticRegression(max_iter=3000))
-    baseline.fit(scaler.transform(x[:cut]), y[:cut])
+    if tuned:
+        # scikit-learn 1.9 warns unless told its coming defaults (older versions lack them)
+        coming = {"l1_ratios": (0.0,), "use_legacy_attributes": False}
+        accepted = inspect.signature(LogisticRegressionCV).parameters
+        per_label = LogisticRegressionCV(
+            Cs=[0.01, 0.1, 1.0, 10.0], cv=3, scoring="neg_log_loss", max_iter=3000,
+            **{k: v for k, v in coming.items() if k in accepted},
+        )  # fmt: skip
+    else:
+        per_label = LogisticRegression(max_iter=3000)
+    baseline = OneVsRestClassifier(per_label).fit(scaler.transform(x[:cut]), y[:cut])
     ap_retdm = label_ranking_average_precision_score(y[cut:], model.predict(x[cut:], verbose=0))
     ap_baseline = label_ranking_average_precision_score(
         y[cut:], baseline.predict_proba(scaler.transform(x[cut:]))
@@ -119,34 +130,38 @@ def retdm_and_br_lr_ap(x, y, cut):
 
 
 @pytest.mark.slow
-def test_matches_binary_relevance_logistic_regression_on_synthetic_data():
-    """Synthetic data: RETDM with defaults is within 0.005 of BR-LR.
+def test_beats_binary_relevance_logistic_regression_on_synthetic_data():
+    """scikit-learn's default shape of synthetic multi-label data (20 count features, 5
+    labels, 1,500 training rows): RETDM with the defaults ranks held-out labels better than
+    BR-LR, on average over three generator seeds.
 
-    The issue's target is to *beat* it. Measured on this data: 0.9451 vs 0.9478 (0.9449
-    before the embedder's linear path, 0.9485 with the SGD defaults feature vectors had
-    before Adam, see docs/method.md); on seven
-    other generator seeds' validation splits the difference averages +0.0002 (-0.0044 to
-    +0.0035), and even the Bayes posterior computed from the generator's own distributions
-    is only +0.005 above BR-LR there, so the test holds the gap, not a win. More rows do not
-    open a gap (5,000: oracle +0.003, RETDM +0.0012, level with scikit-learn's best MLP; see
-    docs/method.md).
+    Measured: RETDM − BR-LR +0.0018, +0.0022, +0.0013 (seeds 0, 1, 2); −0.0027, −0.0005,
+    +0.0009 before Adam's weight decay for feature vectors went from 1e-4 to 3. The margin is
+    small because the data leave little to win: the Bayes posterior computed from the
+    generator's own distributions is only about +0.005 above BR-LR on this shape
+    (docs/method.md, "How much there is to win").
     """
     from sklearn.datasets import make_multilabel_classification
 
-    x, y = make_multilabel_classification(
-        n_samples=2000, n_features=20, n_classes=5, n_labels=2, random_state=0
-    )
-    ap_retdm, ap_baseline = retdm_and_br_lr_ap(x.astype("float32"), y.astype("float32"), 1500)
-    assert ap_retdm > ap_baseline - 0.005
+    differences = []
+    for seed in (0, 1, 2):
+        x, y = make_multilabel_classification(
+            n_samples=2000, n_features=20, n_classes=5, n_labels=2, random_state=seed
+        )
+        ap_retdm, ap_baseline = retdm_and_br_lr_ap(x.astype("float32"), y.astype("float32"), 1500)
+        differences.append(ap_retdm - ap_baseline)
+    assert np.mean(differences) > 0, differences
 
 
 @pytest.mark.slow
 def test_sparse_many_label_features_train_with_the_defaults():
     """Sparse binary features, 40 labels (the shape of text sets such as enron or medical):
-    the SGD defaults left the network under-trained (AP 0.305 against 0.384 for BR-LR at
-    scikit-learn's default C on a validation split of this shape). Here, with the defaults
-    (Adam, and the embedder's linear path): 0.427 against 0.404 for BR-LR (0.407 before the
-    linear path)."""
+    the defaults come within 0.005 AP of a BR-LR whose C is chosen by cross-validation.
+
+    The SGD defaults left the network under-trained (AP 0.305 against 0.384 for BR-LR at
+    scikit-learn's default C on a validation split of this shape). With Adam at a weight
+    decay of 1e-4 and the linear path: 0.427 here, above BR-LR at C = 1 (0.404) but 0.010
+    below the tuned one (0.437). With the defaults (weight decay 3): 0.435."""
     from sklearn.datasets import make_multilabel_classification
 
     x, y = make_multilabel_classification(
@@ -155,8 +170,9 @@ def test_sparse_many_label_features_train_with_the_defaults():
     )  # fmt: skip
     cut = 2000
     y = y[:, y[:cut].any(axis=0)].astype("float32")  # labels seen in training
-    ap_retdm, ap_baseline = retdm_and_br_lr_ap((x > 0).astype("float32"), y, cut)
-    assert ap_retdm > ap_baseline - 0.02
+    x = (x > 0).astype("float32")
+    ap_retdm, ap_tuned = retdm_and_br_lr_ap(x, y, cut, tuned=True)
+    assert ap_retdm > ap_tuned - 0.005
 
 
 @pytest.mark.slow

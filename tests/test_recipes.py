@@ -139,9 +139,17 @@ def test_unset_optimizer_and_learning_rates_follow_the_backbone(tmp_path):
     assert stage_learning_rates(training, "mlp") == (3e-4, 3e-4, 3e-5)
     assert stage_learning_rates(training, "tiny_cnn") == (0.01, 0.01, 0.001)
     adam = make_optimizer(training, "mlp")("classifier", 3e-4)
-    assert type(adam) is keras.optimizers.Adam and adam.weight_decay == pytest.approx(1e-4)
+    assert type(adam) is keras.optimizers.Adam and adam.weight_decay == pytest.approx(3.0)
     sgd = make_optimizer(training, "tiny_cnn")("classifier", 0.01)
     assert type(sgd) is keras.optimizers.SGD and sgd.momentum == pytest.approx(0.9)
+    assert sgd.weight_decay == pytest.approx(1e-4)
+    # the decay of 3 is for Adam on feature vectors only: images keep 1e-4 even with Adam
+    image_adam = make_optimizer(dataclasses.replace(training, optimizer="adam"), "tiny_cnn")
+    assert image_adam("classifier", 1e-3).weight_decay == pytest.approx(1e-4)
+    mlp_sgd = make_optimizer(dataclasses.replace(training, optimizer="sgd"), "mlp")
+    assert mlp_sgd("classifier", 0.01).weight_decay == pytest.approx(1e-4)
+    explicit = make_optimizer(dataclasses.replace(training, weight_decay=0.5), "mlp")
+    assert explicit("classifier", 3e-4).weight_decay == pytest.approx(0.5)
     named = dataclasses.replace(training, optimizer="sgd")
     assert optimizer_name(named, "mlp") == "sgd"
     assert stage_learning_rates(named, "mlp") == (0.01, 0.01, 0.001)

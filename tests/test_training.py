@@ -61,9 +61,34 @@ def test_default_optimizer_is_the_papers():
     assert float(opt.learning_rate) == pytest.approx(0.05)
 
 
+def test_adam_decays_kernels_but_not_biases():
+    """Decoupled decay with Adam: a zero gradient leaves Adam's own step at 0, so a kernel
+    shrinks by exactly ``1 - lr * wd`` and a bias (a label's prior, in the head) not at all."""
+    from retdm_keras.optimizer_defaults import default_weight_decay
+    from retdm_keras.training import make_optimizer
+
+    assert default_weight_decay("adam", "mlp") == default_weight_decay("adamw", "mlp") == 3.0
+    assert default_weight_decay("sgd", "mlp") == pytest.approx(1e-4)
+    assert default_weight_decay("adam", "mobilenet_v2") == pytest.approx(1e-4)
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        default_weight_decay("rmsprop", "mlp")
+    layer = keras.layers.Dense(3, bias_initializer="ones")
+    layer.build((None, 4))
+    kernel = np.asarray(layer.kernel).copy()
+    for name in ("adam", "adamw"):
+        optimizer = make_optimizer(name, 1e-2, weight_decay=3.0)
+        before = np.asarray(layer.kernel).copy()
+        optimizer.apply_gradients(
+            [(np.zeros((4, 3), "float32"), layer.kernel), (np.zeros(3, "float32"), layer.bias)]
+        )
+        np.testing.assert_allclose(np.asarray(layer.kernel), before * (1 - 1e-2 * 3.0), rtol=1e-6)
+        np.testing.assert_array_equal(np.asarray(layer.bias), np.ones(3, "float32"))
+    assert not np.allclose(np.asarray(layer.kernel), kernel)
+
+
 def test_the_default_optimizer_follows_the_input():
     """Images: the paper's SGD at 0.01 / 0.01 / 0.001; feature vectors ("mlp"): Adam with
-    weight decay 1e-4 at 3e-4 / 3e-4 / 3e-5; an explicit optimiser and rates win."""
+    weight decay 3 at 3e-4 / 3e-4 / 3e-5; an explicit optimiser and rates win."""
     from retdm_keras.data import feature_dataset
 
     train, _, y = synthetic()
@@ -79,7 +104,7 @@ def test_the_default_optimizer_follows_the_input():
     fit_stages(model, features, epochs=(1, 0, 0), verbose=0)
     assert type(model.optimizer) is keras.optimizers.Adam
     assert float(model.optimizer.learning_rate) == pytest.approx(3e-4)
-    assert model.optimizer.weight_decay == pytest.approx(1e-4)
+    assert model.optimizer.weight_decay == pytest.approx(3.0)
     fit_stages(model, features, epochs=(0, 0, 1), verbose=0)
     assert float(model.optimizer.learning_rate) == pytest.approx(3e-5)  # the joint stage's
 

@@ -35,7 +35,7 @@ from retdm_keras.cli._training import (
     _train_data,
 )
 from retdm_keras.metric_names import METRIC_NAMES
-from retdm_keras.optimizer_defaults import default_optimizer_name
+from retdm_keras.optimizer_defaults import default_optimizer_name, default_weight_decay
 from retdm_keras.recipes import TrainingSpec
 
 # Kept here rather than imported with retdm_keras.tuning (which loads KerasTuner) and
@@ -91,17 +91,20 @@ def _tune_recipe(args: argparse.Namespace) -> tuple[recipes.Recipe, recipes.Reci
         value = getattr(training, dest)
         setattr(args, dest, list(value) if isinstance(value, tuple) else value)
     default = default_optimizer_name(recipe.model.backbone)
+    decay = default_weight_decay(default, recipe.model.backbone)
     unused = [
         f"training.{name}"
-        for name in ("momentum", "weight_decay", "reduce_lr_patience")
+        for name in ("momentum", "reduce_lr_patience")
         if getattr(training, name) != getattr(TrainingSpec, name)
     ]
+    if training.weight_decay not in (None, decay):
+        unused.insert(0, "training.weight_decay")
     if training.optimizer not in (None, default):
         unused.insert(0, "training.optimizer")
     if unused:
         print(
             f"{PROG}: warning: the search trains with the backbone's default optimiser "
-            f"({default}, weight decay 1e-4) and learning-rate schedule, not with the "
+            f"({default}, weight decay {decay:g}) and learning-rate schedule, not with the "
             f"recipe's {', '.join(unused)}",
             file=sys.stderr,
         )

@@ -18,7 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from retdm_keras.optimizer_defaults import default_learning_rates, default_optimizer_name
+from retdm_keras.optimizer_defaults import (
+    default_learning_rates,
+    default_optimizer_name,
+    default_weight_decay,
+)
 from retdm_keras.recipes.datasets import TrainData, build_datasets
 from retdm_keras.recipes.errors import RecipeError, WeightsUnavailableError
 from retdm_keras.recipes.paths import expand_path
@@ -87,14 +91,18 @@ def make_optimizer(
     training: TrainingSpec, backbone: str | None = None
 ) -> Callable[[str, float], keras.optimizers.Optimizer]:
     """``optimizer(stage, learning_rate)`` for ``fit_stages`` from the training spec; an
-    unset ``optimizer`` is the backbone's default (``default_optimizer_name``)."""
+    unset ``optimizer`` is the backbone's default (``default_optimizer_name``), an unset
+    ``weight_decay`` that optimiser's for the backbone (``default_weight_decay``)."""
     from retdm_keras.training import make_optimizer as named_optimizer
 
     name = optimizer_name(training, backbone)
+    weight_decay = training.weight_decay
+    if weight_decay is None:
+        weight_decay = default_weight_decay(name, backbone or ModelSpec.backbone)
 
     def optimizer(stage: str, learning_rate: float) -> keras.optimizers.Optimizer:
         return named_optimizer(
-            name, learning_rate, momentum=training.momentum, weight_decay=training.weight_decay
+            name, learning_rate, momentum=training.momentum, weight_decay=weight_decay
         )
 
     return optimizer

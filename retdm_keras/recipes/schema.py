@@ -134,14 +134,15 @@ class TrainingSpec:
     ``optimizer`` None (or absent) is the backbone's default
     (:mod:`retdm_keras.optimizer_defaults`: Adam for ``"mlp"`` feature vectors, the paper's
     SGD for images); ``learning_rates`` None are that optimiser's defaults (3e-4 / 3e-4 / 3e-5
-    for Adam, 0.01 / 0.01 / 0.001 for SGD).
+    for Adam, 0.01 / 0.01 / 0.001 for SGD); ``weight_decay`` None is its default for the
+    backbone (``default_weight_decay``: 3 for Adam / AdamW on feature vectors, else 1e-4).
     """
 
     epochs: tuple[int, int, int] = (10, 5, 10)
     learning_rates: tuple[float, float, float] | None = None
     optimizer: str | None = None
     momentum: float = 0.9
-    weight_decay: float = 1e-4
+    weight_decay: float | None = None
     batch_size: int = 32
     seed: int = 0
     reduce_lr_patience: int = 2
@@ -315,6 +316,8 @@ def _training_spec(config: Any, where: str) -> TrainingSpec:
         raise RecipeError(
             f"{where}training.optimizer: expected one of {OPTIMIZERS}, got {spec.optimizer!r}"
         )
+    if spec.weight_decay is not None and spec.weight_decay < 0:
+        raise RecipeError(f"{where}training.weight_decay: must be >= 0, got {spec.weight_decay}")
     if spec.batch_size < 1:
         raise RecipeError(f"{where}training.batch_size: must be >= 1, got {spec.batch_size}")
     if spec.feature_views < 1:
