@@ -484,6 +484,15 @@ def test_tune_needs_validation_data(image_data, tmp_path, capsys):
     assert not (tmp_path / "t").exists()
 
 
+def test_tune_refuses_to_search_the_linear_path_of_images(image_data, tmp_path, capsys):
+    args = ["tune", "--data-dir", str(image_data["images"]), "--labels", str(image_data["labels"])]
+    args += ["--split-json", str(image_data["split"]), "--out", str(tmp_path / "t"), *FAST]
+    assert cli.main([*args, "--search", "linear_skip"]) == 2
+    err = capsys.readouterr().err
+    assert "--search linear_skip is for feature vectors" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "t").exists()
+
+
 def test_train_under_mirrored_strategy(image_data, tmp_path):
     out = tmp_path / "mirrored"
     status = cli.main(

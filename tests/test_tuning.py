@@ -226,3 +226,25 @@ def test_frozen_backbone_trials_keep_the_backbone_and_train_the_rest(data, tmp_p
     )
     with pytest.raises(ValueError, match="image backbone"):
         hypermodel(data, freeze_backbone=True, model_kwargs={"backbone": "mlp", "input_dim": 4})
+
+
+def test_linear_skip_is_searched_for_feature_vectors_only(data):
+    """``search_linear_skip`` declares a True/False choice that reaches the built model's
+    embedder; image backbones, which have no linear path, refuse it."""
+    x = np.random.default_rng(0).normal(size=(12, 5)).astype("float32")
+    y = synthetic(12, seed=0)[1]
+    features = tf.data.Dataset.from_tensor_slices(
+        ({"features": x, "index": np.arange(len(y))}, y)
+    ).batch(6)
+    feature_kwargs = dict(backbone="mlp", input_dim=5, embed_dim=8, label_hidden_units=8)
+    hm = RETDMHyperModel(NUM_LABELS, train_data=features, model_kwargs=feature_kwargs,
+                         search_linear_skip=True)  # fmt: skip
+    hp = kt.HyperParameters()
+    hm.declare_hyperparameters(hp)
+    assert hp.values["linear_skip"] is True
+    assert hp.get_config()["space"][-1]["class_name"] == "Boolean"
+    for value in (True, False):
+        hp.values["linear_skip"] = value
+        assert hm.build(hp).image_embedder.linear_skip is value
+    with pytest.raises(ValueError, match="search_linear_skip needs feature vectors"):
+        hypermodel(data, search_linear_skip=True)

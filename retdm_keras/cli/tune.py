@@ -42,7 +42,7 @@ from retdm_keras.recipes import TrainingSpec
 # retdm_keras.metrics (Keras) so that building the parser stays light; the tests check
 # SEARCHABLE against tuning.DEFAULT_CHOICES and METRIC_NAMES against metrics.METRIC_NAMES.
 TUNERS = ("random", "bayesian", "hyperband")
-SEARCHABLE = ("alpha", "margin", "num_neighbors", "embed_dim", "learning_rates")
+SEARCHABLE = ("alpha", "margin", "num_neighbors", "embed_dim", "linear_skip", "learning_rates")
 TUNER_PROJECT = "search"
 DEFAULT_MAX_TRIALS = 10
 TRAINING_LOGS = ("loss", "cls_loss", "metric_loss", "rec_loss", "mAP", "O-F1")
@@ -185,6 +185,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
         else:
             how = "a 'val' split in --split-json, or name one with --val-split"
         raise CLIError(f"tune scores every trial on validation data: {how}")
+    if "linear_skip" in search and data.input_dim is None:
+        raise CLIError("--search linear_skip is for feature vectors (--arff-train), not images")
     os.makedirs(args.out, exist_ok=True)
     frozen: dict = {}  # a recipe's frozen-backbone training: features extracted once
     if run_recipe is not None:
@@ -209,6 +211,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         search_margin="margin" in search,
         search_num_neighbors="num_neighbors" in search,
         search_embed_dim="embed_dim" in search,
+        search_linear_skip="linear_skip" in search,
         search_learning_rates="learning_rates" in search,
         epochs=tuple(args.epochs),
         learning_rates=None if args.learning_rates is None else tuple(args.learning_rates),

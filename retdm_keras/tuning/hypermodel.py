@@ -33,6 +33,7 @@ DEFAULT_CHOICES: dict[str, tuple] = {
     "margin": (0.0, 0.1, 0.5, 1.0),
     "num_neighbors": (5, 10, 20),
     "embed_dim": (128, 256, 512),
+    "linear_skip": (True, False),
 }
 """Values tried for a knob switched on with ``search_<knob>=True``."""
 
@@ -136,8 +137,11 @@ class RETDMHyperModel(kt.HyperModel):
         val_data: validation batches ``(inputs, labels)``; needed for ``val_*`` objectives.
         model_kwargs: fixed ``RETDM`` arguments (backbone, image_size, weights, ...).
         lam_range, mu_range: log-uniform ranges of ``lam`` and ``mu`` (equal ends: fixed).
-        search_alpha, search_margin, search_num_neighbors, search_embed_dim: ``True`` to
-            search ``DEFAULT_CHOICES[knob]``, or a sequence of values to choose from.
+        search_alpha, search_margin, search_num_neighbors, search_embed_dim,
+            search_linear_skip: ``True`` to search ``DEFAULT_CHOICES[knob]``, or a sequence
+            of values to choose from. ``linear_skip`` (feature vectors only) is worth
+            searching with small ``lam``: at λ = μ = 0.1 the linear path over-fitted dense
+            features that the plain MLP fits (``docs/method.md``).
         search_learning_rates: ``True`` (``LEARNING_RATE_RANGE``) or a ``(low, high)`` range
             for a log-uniform learning rate per stage; else ``learning_rates`` are used.
         epochs: ``(e1, e2, e3)`` epochs of the three stages.
@@ -167,6 +171,7 @@ class RETDMHyperModel(kt.HyperModel):
         search_margin: bool | Sequence[float] = False,
         search_num_neighbors: bool | Sequence[int] = False,
         search_embed_dim: bool | Sequence[int] = False,
+        search_linear_skip: bool | Sequence[bool] = False,
         search_learning_rates: bool | tuple[float, float] = False,
         epochs: Sequence[int] = (10, 5, 10),
         learning_rates: Sequence[float] | None = None,
@@ -203,9 +208,14 @@ class RETDMHyperModel(kt.HyperModel):
                 ("margin", search_margin),
                 ("num_neighbors", search_num_neighbors),
                 ("embed_dim", search_embed_dim),
+                ("linear_skip", search_linear_skip),
             )
             if (values := _choices(option, knob)) is not None
         }
+        if "linear_skip" in self.choices and backbone != "mlp":
+            raise ValueError(
+                f"search_linear_skip needs feature vectors (backbone 'mlp'), not {backbone!r}"
+            )
         if search_learning_rates is True:
             search_learning_rates = LEARNING_RATE_RANGE
         self.learning_rate_range = tuple(search_learning_rates) if search_learning_rates else None
@@ -240,7 +250,13 @@ class RETDMHyperModel(kt.HyperModel):
         kwargs["lam"] = self._log_float(hp, "lam", *self.lam_range)
         kwargs["mu"] = self._log_float(hp, "mu", *self.mu_range)
         for knob, values in self.choices.items():
-            kwargs[knob] = hp.Choice(knob, list(values))
+            if all(isinstance(v, bool) for v in values):  # hp.Choice would store 1 / 0
+                if len(set(values)) == 1:
+                    kwargs[knob] = hp.Fixed(knob, values[0])
+                else:
+                    kwargs[knob] = hp.Boolean(knob, default=values[0])
+            else:
+                kwargs[knob] = hp.Choice(knob, list(values))
         return kwargs
 
     def learning_rates_for(self, hp: kt.HyperParameters) -> tuple[float, float, float]:
