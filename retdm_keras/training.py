@@ -46,6 +46,7 @@ from retdm_keras.model import RETDM, STAGES
 from retdm_keras.optimizer_defaults import (
     ADAM_LEARNING_RATES,
     DEFAULT_LEARNING_RATES,
+    DEFAULT_WEIGHT_DECAY,
     OPTIMIZERS,
     backbone_learning_rates,
     default_learning_rates,
@@ -73,7 +74,11 @@ __all__ = [
 
 
 def make_optimizer(
-    name: str, learning_rate: float, *, momentum: float = 0.9, weight_decay: float = 1e-4
+    name: str,
+    learning_rate: float,
+    *,
+    momentum: float = 0.9,
+    weight_decay: float = DEFAULT_WEIGHT_DECAY,
 ) -> keras.optimizers.Optimizer:
     """A fresh optimiser by name: SGD (with ``momentum``), Adam or AdamW; ``weight_decay`` is
     Keras's decoupled decay (0 disables it, except for AdamW, which needs it). Adam and AdamW
