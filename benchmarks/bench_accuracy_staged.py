@@ -63,6 +63,7 @@ class StagedRuns:
                 learning_rates=self.learning_rates,
                 optimizer=self.optimizer,
                 bank_data=self.bank_data,
+                freeze_backbone=False,  # this section fine-tunes (the frozen one is apart)
                 verbose=0,
             )
             self._stage1[seed] = {
@@ -100,6 +101,7 @@ class StagedRuns:
                 learning_rates=(lr3, lr2, lr3),
                 optimizer=self.optimizer,
                 bank_data=self.bank_data,
+                freeze_backbone=False,  # this section fine-tunes (the frozen one is apart)
                 verbose=0,
             )
             self._runs[key] = self._finish(model, started, histories)
@@ -123,6 +125,7 @@ class StagedRuns:
                 learning_rates=self.learning_rates,
                 optimizer=self.optimizer,
                 bank_data=self.bank_data,
+                freeze_backbone=False,  # this section fine-tunes (the frozen one is apart)
                 verbose=0,
             )
             self._runs[key] = self._finish(model, started, histories)

@@ -86,10 +86,11 @@ FULL = Settings(
     grid_lams=(1.0,),
     grid_mus=(1.0,),
     notes=(
-        "MIML: 160 px, all 1,400 training images, the demo's schedule (4 + 1 + 2 epochs).",
+        "Frozen backbone (fit_stages' default with pretrained weights): 224 px, 4 views, "
+        "fit_stages' defaults (10 + 5 + 10 epochs, lam = mu = 1).",
+        "MIML fine-tuned (freeze_backbone=False): 160 px, all 1,400 training images, the "
+        "fine-tuning demo's schedule (4 + 1 + 2 epochs).",
         "RETDM at the library defaults lam = mu = 1 (no grid).",
-        "Frozen backbone: 224 px, 4 views, fit_stages' defaults (10 + 5 + 10 epochs, "
-        "lam = mu = 1).",
     ),
 )
 

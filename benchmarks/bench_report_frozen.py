@@ -121,7 +121,8 @@ def section(
     )
     lines = [heading, ""] if heading else []
     lines += [
-        f"**MIML scene images, frozen backbone** (`make demo`'s configuration: MobileNetV2 "
+        f"**MIML scene images, frozen backbone** (what `fit_stages` does by default with a "
+        f"pretrained backbone, and `make demo`'s configuration: MobileNetV2 "
         f"ImageNet at {frozen['image_size']} px, {_views(frozen)} per "
         f"training image, {epochs} epochs"
         + (" (`fit_stages`' defaults)" if tuple(frozen["epochs"]) == (10, 5, 10) else "")

@@ -123,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             epochs=tuple(args.epochs),
             learning_rates=args.learning_rates,
             bank_data=bank_ds,
+            freeze_backbone=False,  # fine-tune: a pretrained backbone is frozen by default
             verbose=args.verbose,
         )
         scores = model.predict(test_ds, verbose=0)

@@ -37,7 +37,7 @@ def quick_as_full(tmp_path):
 
 def _frozen_part(block: str) -> str:
     start = block.index("**MIML scene images, frozen backbone**")
-    return block[start : block.index("**Cost**", start)]
+    return block[start : block.index("**MIML scene images, fine-tuned backbone**", start)]
 
 
 def test_frozen_block_reports_the_ablations_wins_and_convergence(quick_as_full):

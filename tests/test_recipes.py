@@ -110,6 +110,10 @@ def test_the_shipped_recipes_validate():
     fit_defaults = inspect.signature(fit_stages).parameters
     assert scene.training.epochs == tuple(fit_defaults["epochs"].default)
     assert fit_defaults["learning_rates"].default is None  # the default optimiser's
+    # frozen by default with pretrained weights; the built-in recipes say so explicitly
+    assert fit_defaults["freeze_backbone"].default is None
+    for name in ("scene", "coco", "mirflickr25k", "nuswide"):
+        assert recipes[name].training.freeze_backbone is True, name
     assert scene.training.learning_rates == default_learning_rates("sgd")
     assert scene.training.optimizer == default_optimizer_name(scene.model.backbone) == "sgd"
     assert (scene.training.batch_size, scene.training.seed) == (32, 0)

@@ -171,6 +171,7 @@ def test_short_real_run_beats_random_scores(shared_data):
         epochs=(3, 1, 1),
         learning_rates=(0.001, 0.01, 0.0005),
         bank_data=bank,
+        freeze_backbone=False,  # this test fine-tunes; a pretrained backbone's default is frozen
         verbose=0,
     )
     assert np.all(np.isfinite(histories["joint"].history["metric_loss"]))

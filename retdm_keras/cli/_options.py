@@ -175,47 +175,68 @@ def _add_frozen_arguments(p: argparse.ArgumentParser) -> None:
     frozen = p.add_argument_group("frozen-backbone training")
     frozen.add_argument(
         "--freeze-backbone",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=None,
         help="keep the pretrained CNN frozen in every stage and train on its pooled features, "
-        "extracted once and cached (projection, heads and label side train as usual)",
+        "extracted once and cached (projection, heads and label side train as usual). "
+        "Default: on for images with pretrained weights, off from scratch (--weights none), "
+        "with --strategy multiworker and for ARFF; --no-freeze-backbone fine-tunes",
     )
     frozen.add_argument(
         "--feature-views",
         type=int,
         metavar="V",
-        help="with --freeze-backbone: views extracted per training image, the plain one and "
+        help="frozen backbone: views extracted per training image, the plain one and "
         f"V-1 augmented (each epoch draws one; default {TrainingSpec.feature_views})",
     )
     frozen.add_argument(
         "--feature-cache",
         metavar="DIR",
-        help="with --freeze-backbone: feature cache folder (default: "
+        help="frozen backbone: feature cache folder (default: "
         "$KERAS_HOME/retdm_features); 'none' disables it",
     )
 
 
 def _check_frozen_options(args: argparse.Namespace) -> None:
-    """``--feature-views`` / ``--feature-cache`` need ``--freeze-backbone``; V >= 1 (the
-    default ``TrainingSpec.feature_views`` is filled in here)."""
-    if not args.freeze_backbone:
-        given = [
-            opt
-            for opt, value in (
-                ("--feature-views", args.feature_views),
-                ("--feature-cache", args.feature_cache),
-            )
-            if value is not None
-        ]
+    """``--feature-views`` / ``--feature-cache`` need a frozen backbone; V >= 1 (the default
+    ``TrainingSpec.feature_views`` is filled in here). ``--freeze-backbone`` left unset (None)
+    is decided once the model is built (``default_freeze_backbone``); for ARFF data it is
+    False here, and options that can only mean a frozen backbone are errors before any
+    output folder is made."""
+    given = [
+        opt
+        for opt, value in (
+            ("--feature-views", args.feature_views),
+            ("--feature-cache", args.feature_cache),
+        )
+        if value is not None
+    ]
+    if args.arff_train is not None:
+        if args.freeze_backbone:
+            raise CLIError("--freeze-backbone needs images: ARFF feature vectors have no backbone")
         if given:
-            raise CLIError(f"{', '.join(given)} only apply with --freeze-backbone")
-        args.feature_views = TrainingSpec.feature_views
-        return
+            raise CLIError(f"{', '.join(given)} only apply to images (a frozen backbone)")
+        args.freeze_backbone = False
+    elif args.freeze_backbone is None and given and not _frozen_by_default(args):
+        raise CLIError(
+            f"{', '.join(given)} only apply with a frozen backbone, which is not the default "
+            "from scratch (--weights none) or with --strategy multiworker: pass "
+            "--freeze-backbone"
+        )
+    elif args.freeze_backbone is False and given:
+        raise CLIError(f"{', '.join(given)} do not apply with --no-freeze-backbone")
     if args.feature_views is None:
         args.feature_views = TrainingSpec.feature_views
     if args.feature_views < 1:
         raise CLIError(f"--feature-views must be >= 1, got {args.feature_views}")
-    if args.arff_train is not None:
-        raise CLIError("--freeze-backbone needs images: ARFF feature vectors have no backbone")
+
+
+def _frozen_by_default(args: argparse.Namespace) -> bool:
+    """Whether ``--freeze-backbone`` left unset is expected to mean frozen for images: a
+    pretrained backbone (``--weights`` not 'none') and no multi-worker strategy."""
+    weights = getattr(args, "weights", None)
+    pretrained = weights is None or weights.lower() != "none"
+    return pretrained and getattr(args, "strategy", "default") != "multiworker"
 
 
 def _feature_cache(args: argparse.Namespace) -> str | bool | None:

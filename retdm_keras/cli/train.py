@@ -96,7 +96,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     import tensorflow as tf
 
     from retdm_keras.distributed import fit_stages_multiworker, is_chief, make_strategy
-    from retdm_keras.training import fit_stages, resolve_verbose
+    from retdm_keras.training import default_freeze_backbone, fit_stages, resolve_verbose
 
     keras.utils.set_random_seed(args.seed)
     strategy = make_strategy(getattr(args, "strategy", "default"))
@@ -117,9 +117,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"backbone {model.backbone}"
     )
 
+    multiworker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    if args.freeze_backbone is None:  # the default: frozen when the backbone is pretrained
+        args.freeze_backbone = default_freeze_backbone(model) and not multiworker
+        if args.freeze_backbone:
+            print(
+                f"{PROG}: the pretrained backbone stays frozen (its features are extracted "
+                "once); --no-freeze-backbone fine-tunes it"
+            )
+
     _write_run_config(args, os.path.join(args.out, "train_config.json"), data, weights_used)
 
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    if multiworker:
         if args.freeze_backbone:
             raise CLIError("--freeze-backbone is not supported with --strategy multiworker")
         # model.fit is broken under MultiWorkerMirroredStrategy in Keras 3: custom loop.

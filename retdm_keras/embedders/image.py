@@ -41,6 +41,11 @@ class ImageEmbedder(layers.Layer):
             the features besides the nonlinear one ("wide and deep"). Default False here;
             ``RETDM`` turns it on (see ``docs/method.md``, "A linear path for feature
             vectors").
+        pretrained: the image backbone starts from trained weights (ImageNet, a weights
+            file, a saved model) rather than a random initialisation. Default: True when
+            ``weights`` is given; saved with the model, so a loaded model keeps it (files
+            saved before it existed load as False). Always False for ``"mlp"``.
+            ``fit_stages`` freezes a pretrained backbone by default.
 
     Examples:
 
@@ -71,6 +76,7 @@ class ImageEmbedder(layers.Layer):
         freeze_batchnorm: bool | None = None,
         standardize: bool = True,
         linear_skip: bool = False,
+        pretrained: bool | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -91,6 +97,9 @@ class ImageEmbedder(layers.Layer):
         )
         self.standardize = bool(standardize) and backbone == "mlp"
         self.linear_skip = bool(linear_skip) and backbone == "mlp" and bool(self.hidden_units)
+        self.pretrained = (
+            bool(weights is not None if pretrained is None else pretrained) and backbone != "mlp"
+        )
 
         # === layers ===
         if backbone == "mlp":
@@ -259,5 +268,6 @@ class ImageEmbedder(layers.Layer):
             freeze_batchnorm=self.freeze_batchnorm,
             standardize=self.standardize,
             linear_skip=self.linear_skip,
+            pretrained=self.pretrained,
         )
         return config

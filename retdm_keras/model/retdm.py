@@ -69,6 +69,10 @@ class RETDM(ForwardPassMixin, StagesMixin, TrainingDataMixin, ObjectiveMixin, ke
             fine-tuned pretrained backbone away from the features the classifier reads.
             1 is the paper's joint gradient; frozen-backbone training is unaffected.
         weights: backbone weights, ``"imagenet"``, ``None`` or a file path.
+        pretrained_backbone: the image backbone starts from trained weights rather than a
+            random initialisation (default: True when ``weights`` is given; saved with the
+            model). ``fit_stages`` trains a pretrained backbone frozen unless told otherwise
+            (``freeze_backbone=False`` fine-tunes it).
         backbone_width: MobileNet width multiplier (``alpha`` in ``keras.applications``).
         input_dim: feature size for the ``"mlp"`` backbone.
         label_hidden_units: hidden units of the label embedder (the paper: 512).
@@ -152,6 +156,7 @@ class RETDM(ForwardPassMixin, StagesMixin, TrainingDataMixin, ObjectiveMixin, ke
         label_set_temperature: float = 1.0,
         label_sets: list[list[int]] | None = None,
         weights: str | None = None,
+        pretrained_backbone: bool | None = None,
         backbone_width: float | None = None,
         input_dim: int | None = None,
         label_hidden_units: int = 512,
@@ -226,6 +231,7 @@ class RETDM(ForwardPassMixin, StagesMixin, TrainingDataMixin, ObjectiveMixin, ke
             freeze_batchnorm=freeze_batchnorm,
             standardize=standardize,
             linear_skip=linear_skip,
+            pretrained=pretrained_backbone,
             name="image_embedder",
         )
         self.label_embedder = LabelEmbedder(
@@ -315,6 +321,7 @@ class RETDM(ForwardPassMixin, StagesMixin, TrainingDataMixin, ObjectiveMixin, ke
             "label_set_temperature": self.label_set_temperature,
             "label_sets": self.label_sets,
             "weights": None,  # the saved file carries the weights
+            "pretrained_backbone": embedder.pretrained,
             "backbone_width": embedder.width,
             "input_dim": embedder.input_dim,
             "label_hidden_units": self.label_hidden_units,

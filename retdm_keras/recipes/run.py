@@ -155,7 +155,7 @@ def train_recipe(
         out_dir: the entry folder to write (created; its entry files are replaced).
         verbose: Keras verbosity of ``fit_stages``.
         callbacks: extra Keras callbacks for every stage.
-        feature_cache: with ``training.freeze_backbone``: the feature cache folder (default
+        feature_cache: with a frozen backbone: the feature cache folder (default
             ``$KERAS_HOME/retdm_features``; False: none).
 
     Returns:
@@ -168,7 +168,7 @@ def train_recipe(
     import keras
 
     from retdm_keras.metrics import evaluate
-    from retdm_keras.training import fit_stages
+    from retdm_keras.training import default_freeze_backbone, fit_stages
     from retdm_keras.zoo.entry import write_entry
 
     if not isinstance(recipe, Recipe):
@@ -180,6 +180,11 @@ def train_recipe(
         raise RecipeError(f"{recipe.source or recipe.name}: data: the recipe needs a test split")
     model = build_model(recipe, data)
     rates = stage_learning_rates(training, model.backbone)
+    frozen = (
+        default_freeze_backbone(model)
+        if training.freeze_backbone is None
+        else training.freeze_backbone
+    )
     started = time.time()
     histories = fit_stages(
         model,
@@ -192,7 +197,7 @@ def train_recipe(
         bank_data=data.bank,
         reduce_lr_patience=training.reduce_lr_patience,
         verbose=verbose,
-        freeze_backbone=training.freeze_backbone,
+        freeze_backbone=frozen,
         feature_views=training.feature_views,
         feature_cache=feature_cache,
     )
@@ -208,9 +213,7 @@ def train_recipe(
         description=recipe.description,
         recipe=recipe.to_dict(),
         # a frozen ImageNet backbone is the standard keras.applications file: not stored
-        backbone_weights=(
-            "imagenet" if training.freeze_backbone and recipe.model.weights == "imagenet" else None
-        ),
+        backbone_weights=("imagenet" if frozen and recipe.model.weights == "imagenet" else None),
         training={
             # what ran where the recipe left them to the backbone's defaults
             "optimizer": optimizer_name(training, model.backbone),

@@ -136,6 +136,8 @@ class TrainingSpec:
     SGD for images); ``learning_rates`` None are that optimiser's defaults (3e-4 / 3e-4 / 3e-5
     for Adam, 0.01 / 0.01 / 0.001 for SGD); ``weight_decay`` None is its default for the
     backbone (``default_weight_decay``: 3 for Adam / AdamW on feature vectors, else 1e-4).
+    ``freeze_backbone`` None (or absent) is ``fit_stages``' default: frozen when the image
+    backbone starts from pretrained ``weights``, trained otherwise.
     """
 
     epochs: tuple[int, int, int] = (10, 5, 10)
@@ -146,7 +148,7 @@ class TrainingSpec:
     batch_size: int = 32
     seed: int = 0
     reduce_lr_patience: int = 2
-    freeze_backbone: bool = False
+    freeze_backbone: bool | None = None
     feature_views: int = 4
 
 

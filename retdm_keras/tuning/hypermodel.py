@@ -154,7 +154,9 @@ class RETDMHyperModel(kt.HyperModel):
             stage's logs (one extra pass over ``val_data`` per epoch).
         freeze_backbone, feature_views, feature_cache: frozen-backbone trials (see
             ``fit_stages``): the backbone's features are extracted once into the feature
-            cache, so every later trial trains on cached vectors.
+            cache, so every later trial trains on cached vectors. ``freeze_backbone=None``
+            (default) is ``fit_stages``' default: frozen when ``model_kwargs`` give the
+            image backbone pretrained ``weights``.
         name, tunable: as for ``kt.HyperModel``.
     """
 
@@ -178,7 +180,7 @@ class RETDMHyperModel(kt.HyperModel):
         stage1_weights: str | os.PathLike | None = None,
         bank_data: tf.data.Dataset | None = None,
         full_metrics: bool = True,
-        freeze_backbone: bool = False,
+        freeze_backbone: bool | None = None,
         feature_views: int = 4,
         feature_cache: str | os.PathLike | None = None,
         name: str | None = None,
@@ -222,7 +224,7 @@ class RETDMHyperModel(kt.HyperModel):
         self.epochs = tuple(int(e) for e in epochs)
         self.learning_rates = tuple(float(lr) for lr in learning_rates)
         self.stage1_weights = None if stage1_weights is None else str(stage1_weights)
-        self.freeze_backbone = bool(freeze_backbone)
+        self.freeze_backbone = None if freeze_backbone is None else bool(freeze_backbone)
         self.feature_views = int(feature_views)
         self.feature_cache = feature_cache
         if self.stage1_weights is not None and "embed_dim" in self.choices:
