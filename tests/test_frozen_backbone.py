@@ -366,9 +366,9 @@ def test_datasets_without_a_source_are_extracted_without_a_disk_cache(tmp_path):
     np.testing.assert_allclose(data.bank_features, expected, atol=1e-5)
 
 
-def test_cli_train_freeze_backbone(folder, tmp_path, capsys):
-    out, cache = tmp_path / "run", tmp_path / "cache"
-    argv = [
+def train_argv(folder, out, *extra: str) -> list[str]:
+    """``retdm-keras train`` on the colour folder with the CLI tests' tiny model and schedule."""
+    return [
         "train",
         "--data-dir",
         str(folder["images"]),
@@ -378,13 +378,22 @@ def test_cli_train_freeze_backbone(folder, tmp_path, capsys):
         str(folder["split"]),
         "--out",
         str(out),
-        *FAST,  # the CLI tests' tiny model and schedule
+        *FAST,
+        *extra,
+    ]
+
+
+def test_cli_train_freeze_backbone(folder, tmp_path, capsys):
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    argv = train_argv(
+        folder,
+        out,
         "--freeze-backbone",
         "--feature-views",
         "2",
         "--feature-cache",
         str(cache),
-    ]
+    )
     assert cli.main(argv) == 0
     assert (out / "model.keras").is_file() and (out / "metrics.json").is_file()
     assert len(list(cache.glob("*.npz"))) == 3

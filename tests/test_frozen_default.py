@@ -8,8 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from test_cli import FAST
-from test_frozen_backbone import _datasets, _model, _write_folder
+from test_frozen_backbone import _datasets, _model, _write_folder, train_argv
 
 from retdm_keras import RETDM, cli, fit_stages, recipes
 from retdm_keras.training import default_freeze_backbone
@@ -89,22 +88,6 @@ def test_fit_stages_freezes_only_a_pretrained_backbone_by_default(
     assert model.freeze_backbone is False  # a way of training, not kept on the model
 
 
-def _train_args(folder, out, *extra: str) -> list[str]:
-    return [
-        "train",
-        "--data-dir",
-        str(folder["images"]),
-        "--labels",
-        str(folder["labels"]),
-        "--split-json",
-        str(folder["split"]),
-        "--out",
-        str(out),
-        *FAST,
-        *extra,
-    ]
-
-
 def _pretrained(args: list[str]) -> list[str]:
     """FAST's model with ImageNet weights: MobileNet 0.25 at 32 px instead of tiny_cnn, and
     the classifier stage alone (it trains the backbone unless it is frozen)."""
@@ -118,7 +101,7 @@ def _pretrained(args: list[str]) -> list[str]:
 @pytest.mark.usefixtures("imagenet_keras_home")
 def test_cli_train_freezes_imagenet_weights_unless_told(folder, tmp_path, capsys):
     out = tmp_path / "auto"
-    assert cli.main(_pretrained(_train_args(folder, out, "--feature-cache", "none"))) == 0
+    assert cli.main(_pretrained(train_argv(folder, out, "--feature-cache", "none"))) == 0
     assert "the pretrained backbone stays frozen" in capsys.readouterr().out
     config = json.loads((out / "train_config.json").read_text())
     assert config["freeze_backbone"] is True
@@ -127,7 +110,7 @@ def test_cli_train_freezes_imagenet_weights_unless_told(folder, tmp_path, capsys
     assert not _changed(_backbone_weights(reference), _backbone_weights(saved))
 
     out = tmp_path / "tuned"
-    assert cli.main(_pretrained(_train_args(folder, out, "--no-freeze-backbone"))) == 0
+    assert cli.main(_pretrained(train_argv(folder, out, "--no-freeze-backbone"))) == 0
     assert "stays frozen" not in capsys.readouterr().out
     assert json.loads((out / "train_config.json").read_text())["freeze_backbone"] is False
     assert _changed(_backbone_weights(reference), _backbone_weights(cli_model(out)))
@@ -142,10 +125,10 @@ def cli_model(out) -> RETDM:
 def test_cli_frozen_only_options_are_errors_where_nothing_is_frozen(folder, tmp_path, capsys):
     # FAST trains tiny_cnn from scratch (--weights none): not frozen by default
     out = tmp_path / "o"
-    assert cli.main(_train_args(folder, out, "--feature-views", "2")) == 2
+    assert cli.main(train_argv(folder, out, "--feature-views", "2")) == 2
     err = capsys.readouterr().err
     assert "--feature-views only apply with a frozen backbone" in err and "--freeze-backbone" in err
-    argv = _pretrained(_train_args(folder, out, "--no-freeze-backbone", "--feature-cache", "d"))
+    argv = _pretrained(train_argv(folder, out, "--no-freeze-backbone", "--feature-cache", "d"))
     assert cli.main(argv) == 2
     assert "--feature-cache do not apply with --no-freeze-backbone" in capsys.readouterr().err
     arff = ["train", "--arff-train", "t.arff", "--out", str(out), "--feature-views", "2"]
