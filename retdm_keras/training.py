@@ -42,6 +42,7 @@ import keras
 import tensorflow as tf
 
 from retdm_keras.checkpointing import StageRecords, StopOnNonFiniteLoss
+from retdm_keras.frozen_features.default import default_freeze_backbone, resolve_freeze_backbone
 from retdm_keras.model import RETDM, STAGES
 from retdm_keras.optimizer_defaults import (
     ADAM_LEARNING_RATES,
@@ -69,6 +70,7 @@ __all__ = [
     "default_weight_decay",
     "fit_stages",
     "make_optimizer",
+    "resolve_freeze_backbone",
     "resolve_verbose",
     "stage_schedule",
 ]
@@ -178,19 +180,6 @@ def begin_stage(
         model.compile(optimizer=new_optimizer, metrics=metrics() if metrics else None)
 
 
-def default_freeze_backbone(model: RETDM) -> bool:
-    """What ``fit_stages(freeze_backbone=None)`` does: train frozen when ``model``'s image
-    backbone starts from trained weights (``model.image_embedder.pretrained``: ImageNet, a
-    weights file, a saved model), fine-tune when it starts from random weights; never for
-    feature vectors (``"mlp"``), which have no backbone to freeze.
-
-    On the validation splits of MIML scene images and of the COCO subset, frozen RETDM
-    scored higher than fine-tuned RETDM, at a tenth of the cost (``docs/method.md``,
-    "Frozen by default"); pass ``freeze_backbone=False`` to fine-tune.
-    """
-    return model.backbone != "mlp" and bool(model.image_embedder.pretrained)
-
-
 def fit_stages(
     model: RETDM,
     train_data: tf.data.Dataset,
@@ -248,8 +237,10 @@ def fit_stages(
             trainable state is restored afterwards. ``None`` (default):
             :func:`default_freeze_backbone`, i.e. frozen when the image backbone is
             pretrained (``model.image_embedder.pretrained``), trained when it starts from
-            random weights or the model reads feature vectors. ``False`` fine-tunes a
-            pretrained backbone (see ``docs/method.md``, "Frozen by default").
+            random weights or the model reads feature vectors, and fine-tuned (with a
+            warning) when the frozen features would not fit in memory
+            (:func:`resolve_freeze_backbone`). ``False`` fine-tunes a pretrained backbone
+            (see ``docs/method.md``, "Frozen by default").
         feature_views: views per training image (``freeze_backbone`` only): the plain view
             and ``feature_views - 1`` augmented ones; each epoch draws one per image.
         feature_cache: folder of the feature cache (default ``$KERAS_HOME/retdm_features``);
@@ -267,8 +258,7 @@ def fit_stages(
             "`with strategy.scope():` so its weights are mirrored, then call fit_stages"
         )
     verbose = resolve_verbose(verbose)
-    if freeze_backbone is None:
-        freeze_backbone = default_freeze_backbone(model)
+    freeze_backbone = resolve_freeze_backbone(model, train_data, freeze_backbone, feature_views)
     if learning_rates is None:
         learning_rates = backbone_learning_rates(model.backbone)
 

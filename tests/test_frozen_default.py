@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from test_frozen_backbone import _datasets, _model, _write_folder, train_argv
 
-from retdm_keras import RETDM, cli, fit_stages, recipes
+from retdm_keras import RETDM, cli, fit_stages, recipes, zoo
 from retdm_keras.training import default_freeze_backbone
 
 
@@ -65,6 +65,8 @@ def test_imagenet_weights_make_a_pretrained_backbone():
         pretrained_backbone=False,
     )
     assert not default_freeze_backbone(explicit)
+    # the shipped zoo entry (saved before the flag) names its ImageNet backbone: frozen too
+    assert default_freeze_backbone(zoo.load("scene"))
 
 
 @pytest.mark.parametrize(
@@ -151,3 +153,28 @@ def test_recipe_key_defaults_to_none_and_takes_false():
     arff = {"name": "f", "data": {"format": "arff", "train": "x.arff"}, "model": {}}
     arff["model"]["backbone"] = "mlp"
     assert recipes.Recipe.from_dict(arff).training.freeze_backbone is None
+
+
+def test_a_training_set_too_large_to_hold_frozen_fine_tunes_with_a_warning(folder, monkeypatch):
+    from retdm_keras.frozen_features import memory
+    from retdm_keras.training import resolve_freeze_backbone
+
+    train, _, _ = _datasets(folder)  # 16 training images in batches of 8
+    model = _model(pretrained_backbone=True)
+    dim = model.backbone_features(np.zeros((1, 16, 16, 3), "float32")).shape[-1]
+    need = 16 * (4 + 1) * dim * 4  # 4 views and the plain one, float32
+    assert memory.frozen_feature_bytes(model, train, views=4) == need
+    assert memory.frozen_feature_bytes(model, train.unbatch(), views=4) is None
+    assert memory.frozen_feature_bytes(model, train.repeat(), views=4) is None
+
+    monkeypatch.setattr(memory, "physical_memory", lambda: 4 * need)  # a quarter: fits
+    assert resolve_freeze_backbone(model, train, None, 4) is True
+    monkeypatch.setattr(memory, "physical_memory", lambda: 4 * need - 4)
+    with pytest.warns(UserWarning, match="fine-tuning the pretrained backbone instead"):
+        assert resolve_freeze_backbone(model, train, None, 4) is False
+    assert resolve_freeze_backbone(model, train, None, 1) is True  # 2 views fit
+    assert resolve_freeze_backbone(model, train, True, 4) is True  # asked for: obeyed
+    assert resolve_freeze_backbone(model, train.repeat(), None, 4) is True  # size unknown
+    assert resolve_freeze_backbone(_model(), train, None, 4) is False  # from scratch
+    monkeypatch.setattr(memory, "physical_memory", lambda: None)  # platform does not say
+    assert resolve_freeze_backbone(model, train, None, 4) is True

@@ -96,7 +96,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     import tensorflow as tf
 
     from retdm_keras.distributed import fit_stages_multiworker, is_chief, make_strategy
-    from retdm_keras.training import default_freeze_backbone, fit_stages, resolve_verbose
+    from retdm_keras.training import fit_stages, resolve_freeze_backbone, resolve_verbose
 
     keras.utils.set_random_seed(args.seed)
     strategy = make_strategy(getattr(args, "strategy", "default"))
@@ -119,7 +119,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     multiworker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
     if args.freeze_backbone is None:  # the default: frozen when the backbone is pretrained
-        args.freeze_backbone = default_freeze_backbone(model) and not multiworker
+        args.freeze_backbone = not multiworker and resolve_freeze_backbone(
+            model, data.train, None, args.feature_views
+        )
         if args.freeze_backbone:
             print(
                 f"{PROG}: the pretrained backbone stays frozen (its features are extracted "

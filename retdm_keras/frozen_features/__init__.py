@@ -26,6 +26,9 @@ corrupt entry, which is rebuilt with a warning, and a cache folder that cannot b
 
 ``fit_stages(model, train, val, freeze_backbone=True)`` calls :func:`prepare_frozen_data`
 and trains on its datasets; the result is an ordinary ``RETDM`` that predicts on raw images.
+``fit_stages`` does so by default for a pretrained backbone, unless the features would take
+more than a quarter of the machine's memory (:func:`frozen_features_fit`): then it
+fine-tunes, with a warning.
 
 Example:
 
@@ -57,6 +60,11 @@ from retdm_keras.frozen_features.datasets import (
     prepare_frozen_data,
 )
 from retdm_keras.frozen_features.extraction import extract_features
+from retdm_keras.frozen_features.memory import (
+    frozen_feature_bytes,
+    frozen_features_fit,
+    physical_memory,
+)
 
 __all__ = [
     "CACHE_VERSION",
@@ -70,5 +78,8 @@ __all__ = [
     "default_cache_dir",
     "extract_features",
     "feature_dataset",
+    "frozen_feature_bytes",
+    "frozen_features_fit",
+    "physical_memory",
     "prepare_frozen_data",
 ]

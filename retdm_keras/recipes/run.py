@@ -168,7 +168,7 @@ def train_recipe(
     import keras
 
     from retdm_keras.metrics import evaluate
-    from retdm_keras.training import default_freeze_backbone, fit_stages
+    from retdm_keras.training import fit_stages, resolve_freeze_backbone
     from retdm_keras.zoo.entry import write_entry
 
     if not isinstance(recipe, Recipe):
@@ -180,10 +180,8 @@ def train_recipe(
         raise RecipeError(f"{recipe.source or recipe.name}: data: the recipe needs a test split")
     model = build_model(recipe, data)
     rates = stage_learning_rates(training, model.backbone)
-    frozen = (
-        default_freeze_backbone(model)
-        if training.freeze_backbone is None
-        else training.freeze_backbone
+    frozen = resolve_freeze_backbone(
+        model, data.train, training.freeze_backbone, training.feature_views
     )
     started = time.time()
     histories = fit_stages(
