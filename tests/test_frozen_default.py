@@ -166,6 +166,7 @@ def test_a_training_set_too_large_to_hold_frozen_fine_tunes_with_a_warning(folde
     assert memory.frozen_feature_bytes(model, train, views=4) == need
     assert memory.frozen_feature_bytes(model, train.unbatch(), views=4) is None
     assert memory.frozen_feature_bytes(model, train.repeat(), views=4) is None
+    assert memory.frozen_feature_bytes(model, [np.zeros((8, 16, 16, 3))], views=4) is None
 
     monkeypatch.setattr(memory, "physical_memory", lambda: 4 * need)  # a quarter: fits
     assert resolve_freeze_backbone(model, train, None, 4) is True
@@ -176,5 +177,7 @@ def test_a_training_set_too_large_to_hold_frozen_fine_tunes_with_a_warning(folde
     assert resolve_freeze_backbone(model, train, True, 4) is True  # asked for: obeyed
     assert resolve_freeze_backbone(model, train.repeat(), None, 4) is True  # size unknown
     assert resolve_freeze_backbone(_model(), train, None, 4) is False  # from scratch
+    arrays = ({"images": np.zeros((4, 16, 16, 3), "float32"), "index": np.arange(4)}, None)
+    assert resolve_freeze_backbone(model, arrays, None, 4) is False  # not a tf.data pipeline
     monkeypatch.setattr(memory, "physical_memory", lambda: None)  # platform does not say
     assert resolve_freeze_backbone(model, train, None, 4) is True

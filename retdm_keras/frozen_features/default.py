@@ -32,14 +32,15 @@ def resolve_freeze_backbone(
     feature_views: int = 4,
 ) -> bool:
     """``fit_stages``' ``freeze_backbone`` as it will train: an explicit value as given;
-    None is :func:`default_freeze_backbone`, except that a training set whose frozen
+    None is :func:`default_freeze_backbone`, except that training data other than a
+    ``tf.data.Dataset`` fine-tune as before, and a training set whose frozen
     features (``feature_views`` + 1 views of float32 pooled features per image) would take
     more than a quarter of this machine's memory fine-tunes instead, with a warning
     (``retdm_keras.frozen_features.memory``)."""
     if freeze_backbone is not None:
         return bool(freeze_backbone)
-    if not default_freeze_backbone(model):
-        return False
+    if not default_freeze_backbone(model) or not isinstance(train_data, tf.data.Dataset):
+        return False  # frozen extraction reads a tf.data pipeline; other inputs fine-tune
     if memory.frozen_features_fit(model, train_data, feature_views):
         return True
     need = memory.frozen_feature_bytes(model, train_data, feature_views)

@@ -32,6 +32,8 @@ def frozen_feature_bytes(model: RETDM, train_data: tf.data.Dataset, views: int) 
     """Bytes of the ``views`` training views and the plain view of ``train_data`` (float32
     pooled backbone features), or None when its size is not known (an infinite or
     unbatched dataset, or one of unknown cardinality). The last batch counts as full."""
+    if not isinstance(train_data, tf.data.Dataset):
+        return None
     batches = int(train_data.cardinality())
     batch_size = declared_batch_size(train_data)
     if batches < 0 or batch_size is None:
