@@ -200,7 +200,7 @@ def _add_frozen_arguments(p: argparse.ArgumentParser) -> None:
 def _check_frozen_options(args: argparse.Namespace) -> None:
     """``--feature-views`` / ``--feature-cache`` need a frozen backbone; V >= 1 (the default
     ``TrainingSpec.feature_views`` is filled in here). ``--freeze-backbone`` left unset (None)
-    is decided once the model is built (``default_freeze_backbone``); for ARFF data it is
+    is decided once the model is built (``resolve_freeze_backbone``); for ARFF data it is
     False here, and options that can only mean a frozen backbone are errors before any
     output folder is made."""
     given = [

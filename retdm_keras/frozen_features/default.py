@@ -22,7 +22,7 @@ def default_freeze_backbone(model: RETDM) -> bool:
     scored higher than fine-tuned RETDM, at a tenth of the cost (``docs/method.md``,
     "Frozen by default"); pass ``freeze_backbone=False`` to fine-tune.
     """
-    return model.backbone != "mlp" and bool(model.image_embedder.pretrained)
+    return bool(model.image_embedder.pretrained)  # always False for "mlp" (ImageEmbedder)
 
 
 def resolve_freeze_backbone(
@@ -41,10 +41,10 @@ def resolve_freeze_backbone(
         return bool(freeze_backbone)
     if not default_freeze_backbone(model) or not isinstance(train_data, tf.data.Dataset):
         return False  # frozen extraction reads a tf.data pipeline; other inputs fine-tune
-    if memory.frozen_features_fit(model, train_data, feature_views):
+    have = memory.physical_memory()
+    if memory.frozen_features_fit(model, train_data, feature_views, memory=have):
         return True
     need = memory.frozen_feature_bytes(model, train_data, feature_views)
-    have = memory.physical_memory()
     warnings.warn(
         f"fine-tuning the pretrained backbone instead of freezing it (the default): the "
         f"frozen features of this training set, {feature_views} views and the plain one, "

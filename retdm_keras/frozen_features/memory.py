@@ -30,8 +30,9 @@ def physical_memory() -> int | None:
 
 def frozen_feature_bytes(model: RETDM, train_data: tf.data.Dataset, views: int) -> int | None:
     """Bytes of the ``views`` training views and the plain view of ``train_data`` (float32
-    pooled backbone features), or None when its size is not known (an infinite or
-    unbatched dataset, or one of unknown cardinality). The last batch counts as full."""
+    pooled backbone features), or None when its size is not known (not a
+    ``tf.data.Dataset``, an infinite or unbatched one, or one of unknown cardinality). The
+    last batch counts as full."""
     if not isinstance(train_data, tf.data.Dataset):
         return None
     batches = int(train_data.cardinality())
