@@ -77,11 +77,23 @@ def shared_data() -> Path:
 collect_ignore_glob = ["scripts/*"]
 
 
+def private_keras_home(shared_data: Path, folder: Path) -> Path:
+    """A writable ``KERAS_HOME`` in ``folder`` whose ``models`` is the shared offline ImageNet
+    weights (caches the library writes there — converted backbones, features — stay out of
+    the shared data)."""
+    keras_home = folder / "keras_home"
+    keras_home.mkdir(parents=True, exist_ok=True)
+    link = keras_home / "models"
+    if not link.exists():
+        link.symlink_to(shared_data / "keras_home" / "models", target_is_directory=True)
+    return keras_home
+
+
 @pytest.fixture
-def imagenet_keras_home(shared_data, monkeypatch) -> Path:
-    """``KERAS_HOME`` pointed at the shared offline ImageNet weights (skip where absent)."""
-    keras_home = shared_data / "keras_home"
-    if not (keras_home / "models" / "mobilenet_2_5_224_tf_no_top.h5").exists():
+def imagenet_keras_home(shared_data, tmp_path, monkeypatch) -> Path:
+    """``KERAS_HOME`` with the shared offline ImageNet weights (skip where absent)."""
+    if not (shared_data / "keras_home" / "models" / "mobilenet_2_5_224_tf_no_top.h5").exists():
         pytest.skip("the offline ImageNet MobileNet weights are not in the shared data")
+    keras_home = private_keras_home(shared_data, tmp_path)
     monkeypatch.setenv("KERAS_HOME", str(keras_home))  # read by the loader at call time
     return keras_home

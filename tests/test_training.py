@@ -1,11 +1,10 @@
 """fit_stages on synthetic data, and a short real run on MIML scene images."""
 
-import os
-
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import private_keras_home
 
 from retdm_keras import RETDM, evaluate, fit_stages
 from retdm_keras.training import default_optimizer
@@ -144,13 +143,14 @@ def test_bad_schedule_is_an_error():
 
 
 @pytest.mark.slow
-def test_short_real_run_beats_random_scores(shared_data):
+def test_short_real_run_beats_random_scores(shared_data, tmp_path, monkeypatch):
     """MobileNetV2 with ImageNet weights, 96 px, a MIML subset: mAP far above chance."""
     keras_home = shared_data / "keras_home"
     weights = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
     if not (keras_home / "models" / weights).exists():
         pytest.skip("MobileNetV2 ImageNet weights not in the shared data")
-    os.environ["KERAS_HOME"] = str(keras_home)  # read by the weights loader at call time
+    # read by the weights loader at call time
+    monkeypatch.setenv("KERAS_HOME", str(private_keras_home(shared_data, tmp_path)))
     from retdm_keras.data import image_dataset, load_split, read_labels_csv
 
     scene = shared_data / "miml_scene"

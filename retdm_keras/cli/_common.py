@@ -215,3 +215,26 @@ class _DefaultsFormatter(argparse.HelpFormatter):
         ):
             text += " (default: %(default)s)"
         return text
+
+
+BACKBONE_RUNTIMES = ("auto", "onnx", "keras")  # retdm_keras.backbone_runtime.RUNTIMES
+
+
+def add_backbone_runtime_argument(p: argparse.ArgumentParser) -> None:
+    """``--backbone-runtime``: which runtime runs a fixed image backbone."""
+    p.add_argument(
+        "--backbone-runtime",
+        choices=BACKBONE_RUNTIMES,
+        help="runtime of a frozen or pretrained image backbone (feature extraction, "
+        "predictions on images): 'auto' ONNX Runtime on a CPU, else Keras; 'keras' "
+        "always Keras (default: $RETDM_BACKBONE_RUNTIME, else auto)",
+    )
+
+
+def apply_backbone_runtime(args: argparse.Namespace) -> None:
+    """Make ``--backbone-runtime`` the process's default (``RETDM_BACKBONE_RUNTIME``)."""
+    runtime = getattr(args, "backbone_runtime", None)
+    if runtime is not None:
+        from retdm_keras.backbone_runtime import ENVIRONMENT_VARIABLE
+
+        os.environ[ENVIRONMENT_VARIABLE] = runtime

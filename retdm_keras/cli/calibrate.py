@@ -18,6 +18,7 @@ from retdm_keras.cli._common import (
     _require_file,
     _save_model,
     _scores,
+    add_backbone_runtime_argument,
     load_model,
     write_json,
 )
@@ -189,4 +190,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="images per batch")
     p.add_argument("--json", help="write the rule (and the test comparison) to this JSON file")
     p.add_argument("--save", metavar="OUT.keras", help="save the model with the rule stored")
+    add_backbone_runtime_argument(p)
     p.set_defaults(func=cmd_calibrate)

@@ -16,6 +16,7 @@ from retdm_keras.cli._common import (
     _print_metrics,
     _require_file,
     _scores,
+    add_backbone_runtime_argument,
     load_model,
     write_json,
 )
@@ -142,4 +143,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--batch-size", type=int, default=32, help="images per batch")
     p.add_argument("--json", help="also write the metrics to this JSON file")
+    add_backbone_runtime_argument(p)
     p.set_defaults(func=cmd_evaluate)

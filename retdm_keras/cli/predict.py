@@ -13,6 +13,7 @@ from retdm_keras.cli._common import (
     _decisions,
     _DefaultsFormatter,
     _first_line,
+    add_backbone_runtime_argument,
     load_model,
 )
 
@@ -76,4 +77,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="threshold for '*' (default: the model's rule — top_k or thresholds — else 0.5)",
     )
     p.add_argument("--batch-size", type=int, default=32, help="images per batch")
+    add_backbone_runtime_argument(p)
     p.set_defaults(func=cmd_predict)

@@ -19,6 +19,7 @@ from retdm_keras.cli._common import (
     _save_model,
     _scores,
     _write_run_config,
+    add_backbone_runtime_argument,
     write_json,
 )
 from retdm_keras.cli._options import (
@@ -210,4 +211,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "stages are skipped) — run with the same options as before",
     )
     p.add_argument("--out", required=True, help="output folder")
+    add_backbone_runtime_argument(p)
     p.set_defaults(func=cmd_train)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from retdm_keras.backbone_runtime import backbone_weights_sha256
 from retdm_keras.data.folder_csv import source_of
 from retdm_keras.files import atomic_write, sha256_file
 from retdm_keras.frozen_features.extraction import extract_features
@@ -38,17 +39,12 @@ def backbone_fingerprint(model: RETDM) -> dict[str, Any]:
     """What the backbone features depend on: backbone name, width, image size, compute
     dtype and a sha256 over the backbone's variables (names, shapes, values)."""
     embedder = model.image_embedder
-    digest = hashlib.sha256()
-    for variable in embedder.backbone.weights:
-        value = np.ascontiguousarray(np.asarray(variable.numpy()))
-        digest.update(f"{variable.path}:{value.dtype}:{value.shape};".encode())
-        digest.update(value.tobytes())
     return {
         "backbone": embedder.backbone_name,
         "width": embedder.width,
         "image_size": list(embedder.image_size),
         "dtype": embedder.compute_dtype,
-        "weights_sha256": digest.hexdigest(),
+        "weights_sha256": backbone_weights_sha256(embedder),
     }
 
 
@@ -190,15 +186,23 @@ def cached_features(
     backbone: dict[str, Any] | None = None,
     verbose: int = 1,
     description: str = "features",
+    store_dir: str | os.PathLike[str] | bool | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`extract_features`, read from / written to ``cache`` when the dataset says
     what it reads (:func:`data_fingerprint`); ``backbone``: a precomputed
-    :func:`backbone_fingerprint`."""
+    :func:`backbone_fingerprint`.
+
+    The features do not depend on the backbone's runtime (ONNX Runtime's equal Keras' within
+    ``PARITY_TOLERANCE``), so the key does not name it. Converted backbones are kept in
+    ``<cache folder>/backbones`` (without ``cache``: ``store_dir``, see
+    ``retdm_keras.backbone_runtime.backbone_function``).
+    """
+    if cache is not None:
+        store_dir = cache.directory / "backbones"
+    extract = dict(verbose=verbose, description=description, store_dir=store_dir)
     fingerprint = data_fingerprint(dataset) if cache is not None else None
     if fingerprint is None:
-        return extract_features(
-            model, dataset, views=views, verbose=verbose, description=description
-        )
+        return extract_features(model, dataset, views=views, **extract)
     identity = {
         "version": CACHE_VERSION,
         "data": fingerprint,
@@ -213,9 +217,7 @@ def cached_features(
         if verbose:
             print(f"RETDM frozen backbone: {description} from the cache ({tuple(shape)})")
         return stored["features"], stored["labels"]
-    features, labels = extract_features(
-        model, dataset, views=views, verbose=verbose, description=description
-    )
+    features, labels = extract_features(model, dataset, views=views, **extract)
     if features.shape == shape:
         try:
             cache.save(key, {"features": features, "labels": labels}, identity)

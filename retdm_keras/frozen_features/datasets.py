@@ -188,7 +188,9 @@ def prepare_frozen_data(
     if cache_dir is not False:
         cache = FeatureCache(default_cache_dir() if cache_dir in (None, True) else cache_dir)
     backbone = backbone_fingerprint(model)
-    common = dict(cache=cache, backbone=backbone, verbose=verbose)
+    common = dict(
+        cache=cache, backbone=backbone, verbose=verbose, store_dir=None if cache else False
+    )
     if bank_data is None:
         bank_data = _plain_copy(train_data)
     bank_features = bank_labels = None

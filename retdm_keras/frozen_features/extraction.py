@@ -2,34 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import time
-import weakref
-from collections.abc import Callable
 from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from retdm_keras.backbone_runtime import backbone_function
 from retdm_keras.model import RETDM
 
 _MAX_PASS_FACTOR = 3  # passes over a dataset that drops samples: at most 3·V
 
-_FEATURE_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _feature_function(model: RETDM) -> Callable[[tf.Tensor], tf.Tensor]:
-    """The compiled ``backbone_features`` of ``model`` (one per embedder: no retracing)."""
-    embedder = model.image_embedder
-    function = _FEATURE_FUNCTIONS.get(embedder)
-    if function is None:
-
-        @tf.function(reduce_retracing=True)
-        def function(images):
-            return tf.cast(embedder.backbone_features(images, training=False), tf.float32)
-
-        _FEATURE_FUNCTIONS[embedder] = function
-    return function
+_RUNTIME_NAMES = {"onnx": "ONNX Runtime", "keras": "Keras"}
 
 
 def _num_batches(dataset: tf.data.Dataset) -> int | None:
@@ -52,6 +38,8 @@ def extract_features(
     views: int | None = None,
     verbose: int = 1,
     description: str = "features",
+    runtime: str | None = None,
+    store_dir: str | os.PathLike[str] | bool | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pooled backbone features of every sample of ``dataset`` (batches ``(x, y)``).
 
@@ -66,6 +54,11 @@ def extract_features(
             different augmentations of each image.
         verbose: 0 silent, 1 a progress bar, 2 one line when done.
         description: what the progress line calls the pass.
+        runtime: the backbone's runtime (``retdm_keras.backbone_runtime.RUNTIMES``);
+            None: ``model.backbone_runtime``. ONNX Runtime's features equal Keras' within
+            ``PARITY_TOLERANCE`` of their scale.
+        store_dir: where converted backbones are kept (``backbone_function``'s
+            ``store_dir``).
 
     Returns:
         ``(features, labels)``: float32 ``(N, D)`` or ``(N, V, D)``, and ``(N, C)``.
@@ -76,12 +69,20 @@ def extract_features(
     """
     if views is not None and views < 1:
         raise ValueError(f"views must be >= 1, got {views}")
-    forward = _feature_function(model)
+    forward = backbone_function(
+        model.image_embedder,
+        model.backbone_runtime if runtime is None else runtime,
+        store_dir=store_dir,
+        verbose=verbose,
+    )
     batches = _num_batches(dataset)
     passes = 1 if views is None else views
     target = None if batches is None else batches * passes
     if verbose:
-        print(f"RETDM frozen backbone: {description} ({passes} pass{'es' * (passes > 1)})")
+        print(
+            f"RETDM frozen backbone: {description} ({passes} pass{'es' * (passes > 1)}, "
+            f"{_RUNTIME_NAMES[forward.runtime]})"
+        )
     bar = keras.utils.Progbar(target, verbose=verbose, unit_name="batch")
     chunks: list[tuple[np.ndarray | None, np.ndarray, np.ndarray]] = []
     started, images_seen, step = time.perf_counter(), 0, 0
@@ -89,7 +90,7 @@ def extract_features(
     for done in range(passes * (_MAX_PASS_FACTOR if views else 1)):
         for batch in dataset:
             images, index, y = _split_batch(batch)
-            h = forward(images).numpy()
+            h = forward(images)
             chunks.append((None if index is None else np.asarray(index, np.int64), h, y.numpy()))
             images_seen += len(h)
             step += 1

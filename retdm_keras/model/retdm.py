@@ -11,6 +11,7 @@ import numpy as np
 from retdm_keras.embedders import ImageEmbedder, LabelEmbedder
 from retdm_keras.heads import ClassificationHead, ReconstructionHead
 from retdm_keras.losses import DISTANCES, HINGE_REDUCTIONS
+from retdm_keras.model.fast_inference import FastInferenceMixin
 from retdm_keras.model.forward import ForwardPassMixin
 from retdm_keras.model.objective import ObjectiveMixin
 from retdm_keras.model.stages import StagesMixin
@@ -22,7 +23,14 @@ TIE_BREAKS = ("random", "set_order")
 
 
 @keras.saving.register_keras_serializable(package="retdm_keras")
-class RETDM(ForwardPassMixin, StagesMixin, TrainingDataMixin, ObjectiveMixin, keras.Model):
+class RETDM(
+    FastInferenceMixin,
+    ForwardPassMixin,
+    StagesMixin,
+    TrainingDataMixin,
+    ObjectiveMixin,
+    keras.Model,
+):
     """Reconstruction-regularized two-way deep metric learning for multi-label images.
 
     Args:
