@@ -135,9 +135,18 @@ def data_dir() -> Path:
 
 
 def configure_environment(data: Path) -> None:
-    """Offline ImageNet weights and a quiet TensorFlow; call before Keras is imported."""
-    keras_home = data / "keras_home"
-    if "KERAS_HOME" not in os.environ and (keras_home / "models").is_dir():
+    """Offline ImageNet weights and a quiet TensorFlow; call before Keras is imported.
+
+    ``KERAS_HOME`` (unless set) is ``runs/keras_home`` with ``models`` linked to the shared
+    weights, so what the library caches there (converted backbones, the zoo) stays out of the
+    shared data.
+    """
+    models = data / "keras_home" / "models"
+    if "KERAS_HOME" not in os.environ and models.is_dir():
+        keras_home = Path(__file__).resolve().parents[1] / "runs" / "keras_home"
+        keras_home.mkdir(parents=True, exist_ok=True)
+        if not (keras_home / "models").exists():
+            (keras_home / "models").symlink_to(models, target_is_directory=True)
         os.environ["KERAS_HOME"] = str(keras_home)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import bench_report_frozen
+import bench_report_runtime
 from bench_common import read_json, result_path
 from bench_report_compare import classical_lines, wins
 from bench_report_tables import accuracy_table, calibrated_section, cost_section, grid_table
@@ -27,6 +28,7 @@ def write_summary(out: Path, mode: str, settings: dict) -> Path:
     mulan = read_json(result_path(out, "mulan", mode))
     cost = read_json(result_path(out, "cost", mode))
     frozen = read_json(result_path(out, "frozen", mode))
+    runtime = read_json(result_path(out, "runtime", mode))
     meta = read_json(result_path(out, "meta", mode)) or {}
     quick = mode == "quick"
     title = "QUICK run — smoke-sized, not the benchmark" if quick else "full run"
@@ -131,6 +133,8 @@ def write_summary(out: Path, mode: str, settings: dict) -> Path:
         lines += cost_section(cost) if cost else []
         lines += bench_report_frozen.cost_lines(frozen) if frozen else []
         lines += [""]
+    if runtime:
+        lines += bench_report_runtime.section(runtime)
 
     lines += ["## Plots", ""]
     for name, caption in (

@@ -13,6 +13,9 @@ Sections (``--only``; default all):
   vs fine-tuning.
 * ``cost``  — train-step time ratios, LabelNeighbors build time / peak memory, inference
   throughput / peak memory, Keras vs ONNX Runtime vs TFLite latency.
+* ``runtime`` — the backbone in ONNX Runtime vs Keras: extraction images/s against
+  ``keras.Model.predict``, feature parity, ``predict`` latency at batch 1 and 32, and (full)
+  ``make demo`` / ``train --recipe scene`` wall time from empty caches, before and after.
 * ``accuracy`` = ``miml`` + ``mulan`` + ``frozen``; ``summary`` only redraws the plots and
   the summary from the JSON files already in ``--out``.
 
@@ -56,7 +59,7 @@ from bench_common import (  # noqa: E402
     write_json,
 )
 
-SECTIONS = ("miml", "mulan", "frozen", "cost")
+SECTIONS = ("miml", "mulan", "frozen", "cost", "runtime")
 GROUPS = {"accuracy": ("miml", "mulan", "frozen"), "all": SECTIONS, "summary": ()}
 
 
@@ -78,7 +81,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def check_data(data: Path, sections) -> None:
     needed = []
-    if {"miml", "frozen", "cost"} & set(sections):
+    if {"miml", "frozen", "cost", "runtime"} & set(sections):
         needed += [data / "miml_scene" / "labels.csv", data / "miml_scene" / "split.json"]
         needed += [data / "keras_home" / "models"]
     if "mulan" in sections:
@@ -129,6 +132,10 @@ def main(argv=None) -> int:
             from bench_frozen import run_frozen
 
             result = run_frozen(settings, args.seeds, data)
+        elif section == "runtime":
+            from bench_runtime import run_runtime
+
+            result = run_runtime(settings, data)
         else:
             from bench_cost import run_cost
 

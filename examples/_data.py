@@ -26,6 +26,19 @@ def find_data_dir() -> Path:
     return data_dir
 
 
+def use_offline_weights(models: Path) -> None:
+    """Point `KERAS_HOME` (unless set) at `runs/keras_home`, whose `models` is a link to the
+    offline ImageNet weights in `models`: Keras finds the weights there, and what the library
+    caches in `KERAS_HOME` (converted backbones, zoo entries) stays out of the data folder."""
+    if "KERAS_HOME" in os.environ or not models.is_dir():
+        return
+    keras_home = REPO / "runs" / "keras_home"
+    keras_home.mkdir(parents=True, exist_ok=True)
+    if not (keras_home / "models").exists():
+        (keras_home / "models").symlink_to(models, target_is_directory=True)
+    os.environ["KERAS_HOME"] = str(keras_home)
+
+
 class _NoRetracingNotice(logging.Filter):
     """Drops TensorFlow's "triggered tf.function retracing" notice.
 

@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 # examples/_data.py (the script folder is on sys.path)
-from _data import REPO, find_data_dir, quiet_retracing_notices
+from _data import REPO, find_data_dir, quiet_retracing_notices, use_offline_weights
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,9 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     data_dir = find_data_dir()
-    keras_home = data_dir / "keras_home"
-    if "KERAS_HOME" not in os.environ and (keras_home / "models").is_dir():
-        os.environ["KERAS_HOME"] = str(keras_home)  # offline ImageNet weights
+    use_offline_weights(data_dir / "keras_home" / "models")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     import keras
