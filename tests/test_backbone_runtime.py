@@ -389,3 +389,21 @@ def test_extraction_says_which_runtime_ran(tmp_path, capsys):
 def test_convert_backbone_refuses_mlp():
     with pytest.raises(ValueError, match="only image backbones"):
         onnx_backbone.convert_backbone(ImageEmbedder("mlp", input_dim=4, embed_dim=4))
+
+
+def test_fast_predictions_follow_the_label_sets(tmp_path, monkeypatch):
+    """The compiled heads are rebuilt when what the prediction mixes in changes."""
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    model = _pretrained_model()
+    images = _images(7, seed=2)
+    outputs = []
+    for sets in (None, [[0], [1, 2], [0, 2]], [[1], [0, 1, 2]]):
+        model.label_sets = sets
+        model.backbone_runtime = "keras"
+        expected = model.predict(images, verbose=0)
+        model.backbone_runtime = "auto"
+        got = model.predict(images, verbose=0)
+        assert runtime.relative_difference(got, expected) <= TOLERANCE
+        outputs.append(got)
+    assert runtime.relative_difference(outputs[1], outputs[0]) > 1e-3  # the mix mattered
+    assert runtime.relative_difference(outputs[2], outputs[1]) > 1e-3

@@ -38,14 +38,37 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class _Converted:
-    """An embedder's ONNX backbone (None: conversion failed) and the weights it was made from."""
+    """An embedder's ONNX backbone (None: conversion failed) and the weights it was made from
+    (their bits, flattened: see :func:`_weight_bits`)."""
 
-    values: list[np.ndarray]
+    bits: tf.Tensor
     backbone: OnnxBackbone | None
 
 
 _KERAS_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _CONVERTED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_WEIGHT_BITS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _weight_bits(embedder) -> tf.Tensor:
+    """The bits of every backbone variable as one int32 vector, computed in a compiled
+    function: comparing it with the stored one tells exactly whether the weights changed, in
+    a few milliseconds (reading the variables into numpy took 11 ms for MobileNetV2)."""
+    function = _WEIGHT_BITS.get(embedder)
+    if function is None:
+        variables = list(embedder.backbone.weights)
+
+        @tf.function
+        def function():
+            parts = [tf.reshape(tf.cast(v.value, tf.float32), [-1]) for v in variables]
+            return tf.bitcast(tf.concat(parts, axis=0), tf.int32)
+
+        _WEIGHT_BITS[embedder] = function
+    return function()
+
+
+def _same_bits(stored: tf.Tensor, current: tf.Tensor) -> bool:
+    return stored.shape == current.shape and bool(tf.reduce_all(tf.equal(stored, current)))
 
 
 class BackboneFunction:
@@ -82,12 +105,6 @@ def _keras_function(embedder) -> Callable[[Any], np.ndarray]:
     return function
 
 
-def _same_values(old: list[np.ndarray], new: list[np.ndarray]) -> bool:
-    return len(old) == len(new) and all(
-        a.shape == b.shape and np.array_equal(a, b) for a, b in zip(old, new, strict=True)
-    )
-
-
 def _identity(embedder, values: list[np.ndarray]) -> dict[str, Any]:
     return {
         "version": STORE_VERSION,
@@ -99,22 +116,23 @@ def _identity(embedder, values: list[np.ndarray]) -> dict[str, Any]:
     }
 
 
-def _fall_back(embedder, values, reason: str) -> None:
+def _fall_back(embedder, bits, reason: str) -> None:
     warnings.warn(
         f"the {embedder.backbone_name} backbone runs on Keras, not ONNX Runtime: {reason}",
         BackboneRuntimeWarning,
         stacklevel=4,
     )
-    _CONVERTED[embedder] = _Converted(values, None)
+    _CONVERTED[embedder] = _Converted(bits, None)
 
 
 def _converted_backbone(embedder, store_dir, verbose: int) -> OnnxBackbone | None:
     """ONNX Runtime for ``embedder``'s current weights: from memory, from the store, or
     converted now (and stored); None where conversion failed (warned once per weights)."""
-    values = [np.asarray(variable.numpy()) for variable in embedder.backbone.weights]
+    bits = _weight_bits(embedder)
     known = _CONVERTED.get(embedder)
-    if known is not None and _same_values(known.values, values):
+    if known is not None and _same_bits(known.bits, bits):
         return known.backbone
+    values = [np.asarray(variable.numpy()) for variable in embedder.backbone.weights]
     identity = _identity(embedder, values)
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
     store = None if store_dir is False else ConvertedBackboneStore(store_dir or default_store_dir())
@@ -130,7 +148,7 @@ def _converted_backbone(embedder, store_dir, verbose: int) -> OnnxBackbone | Non
                 stacklevel=3,
             )
         else:
-            _CONVERTED[embedder] = _Converted(values, backbone)
+            _CONVERTED[embedder] = _Converted(bits, backbone)
             return backbone
     started = time.perf_counter()
     try:
@@ -140,12 +158,12 @@ def _converted_backbone(embedder, store_dir, verbose: int) -> OnnxBackbone | Non
         reference = tf.cast(embedder.backbone_features(probe, training=False), tf.float32)
         parity = relative_difference(backbone(probe), reference.numpy())
     except Exception as err:  # tf2onnx or ONNX Runtime cannot handle this graph
-        _fall_back(embedder, values, f"it could not be converted ({type(err).__name__}: {err})")
+        _fall_back(embedder, bits, f"it could not be converted ({type(err).__name__}: {err})")
         return None
     if not parity <= PARITY_TOLERANCE:
         _fall_back(
             embedder,
-            values,
+            bits,
             f"its converted features differ from Keras' by {parity:.1e} of their scale "
             f"(tolerance {PARITY_TOLERANCE:.0e})",
         )
@@ -160,7 +178,7 @@ def _converted_backbone(embedder, store_dir, verbose: int) -> OnnxBackbone | Non
             store.save(key, model, {**identity, "parity": parity})
         except OSError as err:  # a read-only cache: keep the conversion for this process
             logger.info("converted backbone not stored in %s: %s", store.directory, err)
-    _CONVERTED[embedder] = _Converted(values, backbone)
+    _CONVERTED[embedder] = _Converted(bits, backbone)
     return backbone
 
 
@@ -204,3 +222,4 @@ def clear_backbone_functions() -> None:
     files stay)."""
     _KERAS_FUNCTIONS.clear()
     _CONVERTED.clear()
+    _WEIGHT_BITS.clear()

@@ -15,6 +15,7 @@ weights; anything else, a backbone that is not pretrained, and ``model.backbone_
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -33,6 +34,8 @@ from retdm_keras.model.forward import BACKBONE_FEATURES
 _HEAD_BATCH = 256  # batches of pooled features through the heads (cheap; any size gives the same)
 
 Batches = Callable[[], Iterator[tuple[Any, Any, Any]]]
+
+_HEAD_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class FastInferenceMixin:
@@ -121,6 +124,32 @@ class FastInferenceMixin:
             "batch_size": len(features[0]),
         }
 
+    def _heads_on_features(self, features: np.ndarray) -> np.ndarray:
+        """Probabilities from pooled backbone features: the model's ``call`` in inference
+        mode, compiled once per prediction setting (``keras.Model.predict`` on the features
+        cost 54 ms a call for one image, the compiled call 1 ms)."""
+        state = (
+            id(self._label_set_matrix),
+            self.label_set_weight,
+            self.lam,
+            self.label_set_temperature,
+            self.distance,
+        )
+        cached = _HEAD_FUNCTIONS.get(self)
+        if cached is None or cached[0] != state:
+
+            @tf.function(reduce_retracing=True)
+            def heads(h):
+                return self({BACKBONE_FEATURES: h}, training=False)
+
+            cached = _HEAD_FUNCTIONS[self] = (state, heads)
+        heads = cached[1]
+        parts = [
+            np.asarray(heads(features[start : start + _HEAD_BATCH]))
+            for start in range(0, len(features), _HEAD_BATCH)
+        ]
+        return np.concatenate(parts)
+
     # ------------------------------------------------------------------ Keras API
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """``keras.Model.predict``; for raw images of a pretrained backbone, the backbone runs
@@ -134,8 +163,7 @@ class FastInferenceMixin:
             return super().predict(
                 x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks
             )
-        features = {BACKBONE_FEATURES: passed["features"]}
-        return super().predict(features, batch_size=_HEAD_BATCH, verbose=0)
+        return self._heads_on_features(passed["features"])
 
     def evaluate(
         self,
