@@ -3,8 +3,11 @@ the fallback, the runtime policy, and predict / evaluate / extraction through it
 
 from __future__ import annotations
 
+import gc
 import json
+import os
 import warnings
+import weakref
 
 import keras
 import numpy as np
@@ -17,7 +20,7 @@ from retdm_keras import backbone_runtime as runtime
 from retdm_keras.backbone_runtime import function as runtime_function
 from retdm_keras.backbone_runtime import onnx_backbone
 from retdm_keras.cli import build_parser
-from retdm_keras.cli._common import apply_backbone_runtime
+from retdm_keras.cli._common import backbone_runtime_option
 from retdm_keras.embedders import ImageEmbedder
 from retdm_keras.frozen_features import FeatureCache, cached_features, extract_features
 
@@ -106,7 +109,7 @@ def test_onnx_features_equal_keras_for_imagenet_mobilenet_on_real_images(shared_
         [np.asarray(Image.open(f).convert("RGB").resize((96, 96)), np.float32) for f in files]
     )
     embedder = ImageEmbedder("mobilenet", image_size=96, weights="imagenet", embed_dim=8)
-    function = runtime.backbone_function(embedder, "auto")
+    function = runtime.backbone_function(embedder, "onnx")
     assert function.runtime == "onnx"
     reference = _keras_features(embedder, images)
     assert np.abs(reference).max() > 0.1  # real features, not a degenerate all-zero case
@@ -271,15 +274,20 @@ def test_runtime_policy(monkeypatch):
         assert runtime.resolve_backbone_runtime(embedder, "auto") == ("keras", None)
 
 
-def test_cli_backbone_runtime_option_sets_the_process_default(monkeypatch):
-    for command in (["predict", "m.keras", "a.jpg"], ["evaluate", "m.keras"]):
+def test_cli_backbone_runtime_option_sets_the_default_while_a_command_runs(monkeypatch):
+    for command in (
+        ["predict", "m.keras", "a.jpg"],
+        ["evaluate", "m.keras"],
+        ["tune", "--out", "o"],
+    ):
         args = build_parser().parse_args([*command, "--backbone-runtime", "keras"])
-        apply_backbone_runtime(args)
-        assert runtime.default_backbone_runtime() == "keras"
+        with backbone_runtime_option(args):
+            assert runtime.default_backbone_runtime() == "keras"
+        assert runtime.ENVIRONMENT_VARIABLE not in os.environ  # restored after the command
+        monkeypatch.setenv(runtime.ENVIRONMENT_VARIABLE, "onnx")
+        with backbone_runtime_option(build_parser().parse_args(command)):
+            assert runtime.default_backbone_runtime() == "onnx"  # no option: left alone
         monkeypatch.delenv(runtime.ENVIRONMENT_VARIABLE)
-        args = build_parser().parse_args(command)
-        apply_backbone_runtime(args)
-        assert runtime.default_backbone_runtime() == "auto"
     with pytest.raises(SystemExit):
         build_parser().parse_args(["predict", "m", "a.jpg", "--backbone-runtime", "tflite"])
 
@@ -301,7 +309,7 @@ def test_predict_and_evaluate_take_the_fast_path_with_keras_parity(tmp_path, mon
         "evaluate": model.evaluate(dataset, verbose=0, return_dict=True),
         "labels": model.predict_labels(images, threshold=0.5),
     }
-    model.backbone_runtime = None  # the default: auto
+    model.backbone_runtime = "onnx"  # what "auto" gives on a CPU
     model.predict(images[:1], verbose=0)  # converts (and checks on a probe batch) once
     calls = OnnxCalls(monkeypatch)
     got_array = model.predict(images, batch_size=8, verbose=0)
@@ -380,7 +388,7 @@ def test_extraction_says_which_runtime_ran(tmp_path, capsys):
     folder = _write_folder(tmp_path / "data")
     _, val, _ = _datasets(folder)
     model = _pretrained_model()
-    extract_features(model, val, verbose=2, store_dir=tmp_path / "store")
+    extract_features(model, val, verbose=2, runtime="onnx", store_dir=tmp_path / "store")
     assert "ONNX Runtime" in capsys.readouterr().out
     extract_features(model, val, verbose=2, runtime="keras")
     assert "Keras" in capsys.readouterr().out
@@ -391,19 +399,112 @@ def test_convert_backbone_refuses_mlp():
         onnx_backbone.convert_backbone(ImageEmbedder("mlp", input_dim=4, embed_dim=4))
 
 
-def test_fast_predictions_follow_the_label_sets(tmp_path, monkeypatch):
-    """The compiled heads are rebuilt when what the prediction mixes in changes."""
+def test_fast_predictions_follow_the_prediction_settings(tmp_path, monkeypatch):
+    """The compiled heads (and Keras' compiled steps) are rebuilt when what a prediction mixes
+    in changes: the label sets (A, predict, B, C, predict: C may reuse A's memory), the
+    label-set weight, λ, the embedding norm."""
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     model = _pretrained_model()
     images = _images(7, seed=2)
-    outputs = []
-    for sets in (None, [[0], [1, 2], [0, 2]], [[1], [0, 1, 2]]):
-        model.label_sets = sets
+    calls = OnnxCalls(monkeypatch)
+
+    def both():
         model.backbone_runtime = "keras"
         expected = model.predict(images, verbose=0)
-        model.backbone_runtime = "auto"
+        model.backbone_runtime = "onnx"
+        seen = calls.batches
         got = model.predict(images, verbose=0)
+        assert calls.batches > seen  # ONNX Runtime ran
         assert runtime.relative_difference(got, expected) <= TOLERANCE
-        outputs.append(got)
-    assert runtime.relative_difference(outputs[1], outputs[0]) > 1e-3  # the mix mattered
-    assert runtime.relative_difference(outputs[2], outputs[1]) > 1e-3
+        return got
+
+    first = both()  # no label sets: the classifier alone
+    model.label_sets = [[0], [1, 2], [0, 2]]
+    mixed = both()
+    assert runtime.relative_difference(mixed, first) > 1e-3
+    model.label_sets = [[1], [0, 1, 2]]
+    model.label_sets = [[0], [1, 2], [0, 2], [1]]
+    again = both()
+    assert runtime.relative_difference(again, mixed) > 1e-3
+    for name, value in (("label_set_weight", 0.9), ("embedding_norm", 5.0), ("lam", 0.0)):
+        before = both()
+        setattr(model, name, value)
+        assert runtime.relative_difference(both(), before) > 1e-4, name
+
+
+def test_the_caches_keep_no_model_alive(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    model = _pretrained_model()
+    model.backbone_runtime = "onnx"
+    model.predict(_images(3), verbose=0)
+    model.backbone_runtime = "keras"
+    extract_features(
+        model, tf.data.Dataset.from_tensor_slices((_images(4), np.eye(4, 3))).batch(2), verbose=0
+    )
+    refs = [weakref.ref(model), weakref.ref(model.image_embedder)]
+    del model
+    gc.collect()
+    assert [ref() for ref in refs] == [None, None]
+
+
+def test_evaluate_keeps_the_batches_and_falls_back_where_it_must(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    model = _pretrained_model()
+    images = _images(21, seed=7)
+    labels = (np.random.default_rng(7).random((21, len(LABELS))) > 0.5).astype(np.float32)
+    parts = [(0, 8), (8, 11), (11, 19), (19, 21)]  # batches of 8, 3, 8 and 2
+    dataset = None
+    for start, stop in parts:
+        part = tf.data.Dataset.from_tensor_slices(
+            ({"images": images[start:stop], "index": np.arange(start, stop)}, labels[start:stop])
+        ).batch(8)
+        dataset = part if dataset is None else dataset.concatenate(part)
+    model.backbone_runtime = "onnx"
+    calls = OnnxCalls(monkeypatch)
+    with pytest.raises(ValueError, match="compile"):
+        model.evaluate(dataset, verbose=0)  # Keras' own error, before any backbone pass
+    assert calls.batches == 0
+    model.compile(optimizer="sgd")
+    model.label_sets = [[0], [1, 2], [0, 2]]
+    model.backbone_runtime = "keras"
+    expected = model.evaluate(dataset, verbose=0, return_dict=True)
+    model.backbone_runtime = "onnx"
+    got = model.evaluate(dataset, verbose=0, return_dict=True)
+    assert calls.batches >= len(parts)
+    for name, value in expected.items():
+        assert got[name] == pytest.approx(value, rel=1e-4, abs=1e-6), name
+    seen = calls.batches
+    weights = np.ones(21, np.float32)
+    model.evaluate(images, labels, sample_weight=weights, verbose=0)  # Keras' loop
+    assert calls.batches == seen
+    with pytest.raises(ValueError, match="evaluate needs labels"):
+        model.evaluate(tf.data.Dataset.from_tensor_slices(images).batch(8), verbose=0)
+    with pytest.raises(ValueError, match="evaluate needs labels"):
+        model.evaluate(images, verbose=0)
+
+
+def test_no_fast_backbone_while_fit_trains_it(tmp_path, monkeypatch):
+    """A callback that predicts during fine-tuning gets Keras (the weights change every step;
+    converting them each time would cost seconds); after fit, the fast path is back."""
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    model = _pretrained_model()
+    model.backbone_runtime = "onnx"
+    images = _images(8, seed=4)
+    labels = np.eye(len(LABELS), dtype=np.float32)[np.arange(8) % len(LABELS)]
+    data = tf.data.Dataset.from_tensor_slices(
+        ({"images": images, "index": np.arange(8)}, labels)
+    ).batch(4)
+    calls = OnnxCalls(monkeypatch)
+
+    class PredictEachEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            model.predict(images, verbose=0)
+
+    model.prepare_training(data)
+    model.set_stage("classifier")
+    model.compile(optimizer="sgd")
+    assert model.image_embedder.backbone.trainable
+    model.fit(data, epochs=2, verbose=0, callbacks=[PredictEachEpoch()])
+    assert calls.batches == 0
+    model.predict(images, verbose=0)
+    assert calls.batches > 0

@@ -56,7 +56,7 @@ def _weight_bits(embedder) -> tf.Tensor:
     a few milliseconds (reading the variables into numpy took 11 ms for MobileNetV2)."""
     function = _WEIGHT_BITS.get(embedder)
     if function is None:
-        variables = list(embedder.backbone.weights)
+        variables = list(embedder.backbone.weights)  # variables, not the layer: no cycle
 
         @tf.function
         def function():
@@ -90,13 +90,15 @@ class BackboneFunction:
 
 
 def _keras_function(embedder) -> Callable[[Any], np.ndarray]:
-    """The compiled ``backbone_features`` of ``embedder`` (one per embedder: no retracing)."""
+    """The compiled ``backbone_features`` of ``embedder`` (one per embedder: no retracing;
+    it holds the embedder weakly, so the cache never keeps an embedder alive)."""
     function = _KERAS_FUNCTIONS.get(embedder)
     if function is None:
+        layer = weakref.ref(embedder)
 
         @tf.function(reduce_retracing=True)
         def compiled(images):
-            return tf.cast(embedder.backbone_features(images, training=False), tf.float32)
+            return tf.cast(layer().backbone_features(images, training=False), tf.float32)
 
         def function(images):
             return compiled(images).numpy()

@@ -85,7 +85,7 @@ from retdm_keras.cli._common import (
     PROG,
     CLIError,
     _first_line,
-    apply_backbone_runtime,
+    backbone_runtime_option,
     load_model,
     write_json,
 )
@@ -202,8 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             tf_log_level(debug=args.debug)  # in case the command still imports it
         else:
             _load_library(debug=args.debug)
-            apply_backbone_runtime(args)
-        return int(args.func(args))
+        with backbone_runtime_option(args):
+            return int(args.func(args))
     except KeyboardInterrupt:
         if args.debug:
             raise

@@ -4,8 +4,9 @@ metrics printing, model loading and the help formatter."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from retdm_keras import files
@@ -231,10 +232,22 @@ def add_backbone_runtime_argument(p: argparse.ArgumentParser) -> None:
     )
 
 
-def apply_backbone_runtime(args: argparse.Namespace) -> None:
-    """Make ``--backbone-runtime`` the process's default (``RETDM_BACKBONE_RUNTIME``)."""
+@contextlib.contextmanager
+def backbone_runtime_option(args: argparse.Namespace) -> Iterator[None]:
+    """While a command runs, ``--backbone-runtime`` is the process's default
+    (``RETDM_BACKBONE_RUNTIME``); the variable is restored after."""
     runtime = getattr(args, "backbone_runtime", None)
-    if runtime is not None:
-        from retdm_keras.backbone_runtime import ENVIRONMENT_VARIABLE
+    if runtime is None:
+        yield
+        return
+    from retdm_keras.backbone_runtime import ENVIRONMENT_VARIABLE
 
-        os.environ[ENVIRONMENT_VARIABLE] = runtime
+    previous = os.environ.get(ENVIRONMENT_VARIABLE)
+    os.environ[ENVIRONMENT_VARIABLE] = runtime
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(ENVIRONMENT_VARIABLE, None)
+        else:
+            os.environ[ENVIRONMENT_VARIABLE] = previous

@@ -16,6 +16,7 @@ from retdm_keras.cli._common import (
     _DefaultsFormatter,
     _require_file,
     _write_run_config,
+    add_backbone_runtime_argument,
     write_json,
 )
 from retdm_keras.cli._options import (
@@ -319,4 +320,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--overwrite", action="store_true", help="start afresh instead of resuming in --out"
     )
     p.add_argument("--out", required=True, help="output folder (the tuner's too)")
+    add_backbone_runtime_argument(p)
     p.set_defaults(func=cmd_tune)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import keras
@@ -31,17 +32,15 @@ from retdm_keras.backbone_runtime import (
 )
 from retdm_keras.model.forward import BACKBONE_FEATURES
 
-_HEAD_BATCH = 256  # batches of pooled features through the heads (cheap; any size gives the same)
-
-Batches = Callable[[], Iterator[tuple[Any, Any, Any]]]
-
 _HEAD_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_SETTINGS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class FastInferenceMixin:
     """``RETDM``'s ``predict`` / ``evaluate`` with the backbone in a fast runtime."""
 
     _backbone_runtime: str | None = None
+    _fitting: bool = False
 
     @property
     def backbone_runtime(self) -> str:
@@ -56,8 +55,8 @@ class FastInferenceMixin:
         self._backbone_runtime = None if value is None else check_runtime(value)
 
     # ------------------------------------------------------------------ inputs
-    def _image_batches(self, x, y, batch_size: int | None) -> Batches | None:
-        """A way to iterate ``(images, index or None, labels or None)`` batches of ``x``, or
+    def _image_batches(self, x, y, batch_size: int | None) -> ImageBatches | None:
+        """How to iterate ``(images, index or None, labels or None)`` batches of ``x``, or
         None where the fast path does not apply to ``x``."""
         shape = (*self.image_embedder.image_size, 3)
         if isinstance(x, tf.data.Dataset):
@@ -75,7 +74,13 @@ class FastInferenceMixin:
                     images, index = _images_and_index(inputs)
                     yield images, index, labels
 
-            return dataset_batches
+            count = int(x.cardinality())
+            return ImageBatches(
+                dataset_batches,
+                has_labels=isinstance(spec, tuple) and len(spec) > 1,
+                has_index=isinstance(inputs, dict) and "index" in inputs,
+                count=count if count >= 0 else None,
+            )
         images, index = _images_and_index(x)
         if not _is_array(images) or tuple(images.shape[1:]) != shape:
             return None
@@ -92,78 +97,101 @@ class FastInferenceMixin:
                     None if y is None else y[part],
                 )
 
-        return array_batches
+        return ImageBatches(
+            array_batches,
+            has_labels=y is not None,
+            has_index=index is not None,
+            count=-(-len(images) // size),
+        )
+
+    # ------------------------------------------------------------------ compiled parts
+    def _prediction_settings(self) -> tuple:
+        """What a compiled prediction bakes in besides the weights (the label-set matrix is
+        held, so its identity cannot be reused by another array)."""
+        return (
+            self._label_set_matrix,
+            self.label_set_weight,
+            self.lam,
+            self.label_set_temperature,
+            self.distance,
+            self.embedding_norm,
+        )
+
+    def _refresh_compiled_predictions(self) -> None:
+        """Drop the compiled predict / test steps and heads when a prediction setting changed
+        since they were traced (Keras' own compiled steps would keep the old values)."""
+        settings = self._prediction_settings()
+        last = _SETTINGS.get(self)
+        if last is not None and last[0] is settings[0] and last[1:] == settings[1:]:
+            return
+        self.predict_function = self.test_function = None
+        _HEAD_FUNCTIONS.pop(self, None)
+        _SETTINGS[self] = settings
+
+    def _head_function(self) -> Callable[[np.ndarray], Any]:
+        """The model's ``call`` in inference mode on pooled backbone features, compiled
+        (``keras.Model.predict`` on the features cost 54 ms a call for one image, this 1 ms).
+        The function holds the model weakly, so the cache never keeps a model alive."""
+        heads = _HEAD_FUNCTIONS.get(self)
+        if heads is None:
+            model = weakref.ref(self)
+
+            @tf.function(reduce_retracing=True)
+            def heads(features):
+                return model()({BACKBONE_FEATURES: features}, training=False)
+
+            _HEAD_FUNCTIONS[self] = heads
+        return heads
 
     def _fast_backbone(self, verbose) -> BackboneFunction | None:
-        """The ONNX Runtime backbone where predictions should use it, else None."""
+        """The ONNX Runtime backbone where predictions on images should use it, else None:
+        a pretrained (or frozen) image backbone, not being fine-tuned by a running ``fit``
+        (its weights change every step), outside any ``tf.distribute`` strategy."""
         embedder = self.image_embedder
         if self.backbone == "mlp" or not (embedder.pretrained or self.freeze_backbone):
+            return None
+        if self._fitting and embedder.backbone.trainable:
+            return None
+        if tf.distribute.has_strategy() or (
+            self.distribute_strategy is not tf.distribute.get_strategy()
+        ):
             return None
         function = backbone_function(
             embedder, self.backbone_runtime, verbose=int(_verbosity(verbose) > 0)
         )
         return function if function.runtime == "onnx" else None
 
-    def _backbone_pass(self, batches: Batches, function, verbose) -> dict[str, Any] | None:
-        """Pooled features of every batch, in order, with the indices, labels and the first
-        batch's size (None for no batches)."""
-        features, indices, labels = [], [], []
-        bar = keras.utils.Progbar(None, verbose=_verbosity(verbose), unit_name="batch")
-        for step, (images, index, y) in enumerate(batches(), start=1):
-            features.append(function(images))
-            indices.append(None if index is None else np.asarray(index))
-            labels.append(None if y is None else np.asarray(y, np.float32))
-            bar.update(step)
-        if not features:
-            return None
-        bar.update(len(features), finalize=True)
-        return {
-            "features": np.concatenate(features),
-            "index": None if indices[0] is None else np.concatenate(indices),
-            "labels": None if labels[0] is None else np.concatenate(labels),
-            "batch_size": len(features[0]),
-        }
-
-    def _heads_on_features(self, features: np.ndarray) -> np.ndarray:
-        """Probabilities from pooled backbone features: the model's ``call`` in inference
-        mode, compiled once per prediction setting (``keras.Model.predict`` on the features
-        cost 54 ms a call for one image, the compiled call 1 ms)."""
-        state = (
-            id(self._label_set_matrix),
-            self.label_set_weight,
-            self.lam,
-            self.label_set_temperature,
-            self.distance,
-        )
-        cached = _HEAD_FUNCTIONS.get(self)
-        if cached is None or cached[0] != state:
-
-            @tf.function(reduce_retracing=True)
-            def heads(h):
-                return self({BACKBONE_FEATURES: h}, training=False)
-
-            cached = _HEAD_FUNCTIONS[self] = (state, heads)
-        heads = cached[1]
-        parts = [
-            np.asarray(heads(features[start : start + _HEAD_BATCH]))
-            for start in range(0, len(features), _HEAD_BATCH)
-        ]
-        return np.concatenate(parts)
-
     # ------------------------------------------------------------------ Keras API
+    def fit(self, *args, **kwargs):
+        """``keras.Model.fit`` (predictions from callbacks during it skip the fast backbone
+        while the backbone trains)."""
+        self._fitting = True
+        try:
+            return super().fit(*args, **kwargs)
+        finally:
+            self._fitting = False
+
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """``keras.Model.predict``; for raw images of a pretrained backbone, the backbone runs
         in ONNX Runtime where it applies (see ``retdm_keras.model.fast_inference``)."""
+        self._refresh_compiled_predictions()
         batches = None
         if steps is None and callbacks is None:
             batches = self._image_batches(x, None, batch_size)
         function = self._fast_backbone(verbose) if batches is not None else None
-        passed = self._backbone_pass(batches, function, verbose) if function else None
-        if passed is None:
-            return super().predict(
-                x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks
-            )
-        return self._heads_on_features(passed["features"])
+        if function is not None:
+            heads = self._head_function()
+            outputs = []
+            bar = keras.utils.Progbar(None, verbose=_verbosity(verbose), unit_name="batch")
+            for step, (images, _, _) in enumerate(batches.iterate(), start=1):
+                outputs.append(np.asarray(heads(function(images))))
+                bar.update(step)
+            if outputs:
+                bar.update(len(outputs), finalize=True)
+                return np.concatenate(outputs)
+        return super().predict(
+            x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks
+        )
 
     def evaluate(
         self,
@@ -178,14 +206,27 @@ class FastInferenceMixin:
         **kwargs,
     ):
         """``keras.Model.evaluate``; for raw images of a pretrained backbone, the backbone runs
-        in ONNX Runtime where it applies (the same batches then go through the rest of the
-        model, so the losses and metrics are those of the whole graph)."""
+        in ONNX Runtime where it applies. The batches keep their boundaries and go through
+        the rest of the model one by one, so the losses and metrics are those of the whole
+        graph."""
+        self._refresh_compiled_predictions()
         batches = None
         if sample_weight is None and steps is None and callbacks is None and not kwargs:
             batches = self._image_batches(x, y, batch_size)
-        function = self._fast_backbone(verbose) if batches is not None else None
-        passed = self._backbone_pass(batches, function, verbose) if function else None
-        if passed is None or passed["labels"] is None:
+        if batches is not None and not batches.has_labels:
+            raise ValueError(
+                "evaluate needs labels: pass y=, or a dataset of (inputs, labels) batches"
+            )
+        # a known number of batches: Keras' evaluate of a dataset of unknown length reports
+        # wrong means after its "ran out of data" warning (measured here on Keras 3.15)
+        usable = (
+            batches is not None
+            and batches.has_labels
+            and batches.count is not None
+            and self.compiled
+        )
+        function = self._fast_backbone(verbose) if usable else None
+        if function is None:
             return super().evaluate(
                 x,
                 y,
@@ -197,16 +238,39 @@ class FastInferenceMixin:
                 return_dict=return_dict,
                 **kwargs,
             )
-        inputs = {BACKBONE_FEATURES: passed["features"]}
-        if passed["index"] is not None:
-            inputs["index"] = passed["index"]
         return super().evaluate(
-            inputs,
-            passed["labels"],
-            batch_size=passed["batch_size"],
-            verbose=verbose,
-            return_dict=return_dict,
+            self._feature_dataset(batches, function), verbose=verbose, return_dict=return_dict
         )
+
+    def _feature_dataset(self, batches: ImageBatches, function) -> tf.data.Dataset:
+        """The batches with their images replaced by pooled features, computed as Keras
+        asks for them."""
+        dim, labels = self.image_embedder.feature_dim, self.num_labels
+        inputs = {BACKBONE_FEATURES: tf.TensorSpec((None, dim), tf.float32)}
+        if batches.has_index:
+            inputs["index"] = tf.TensorSpec((None,), tf.int64)
+
+        def generate():
+            for images, index, y in batches.iterate():
+                x = {BACKBONE_FEATURES: function(images)}
+                if batches.has_index:
+                    x["index"] = np.asarray(index, np.int64)
+                yield x, np.asarray(y, np.float32)
+
+        signature = (inputs, tf.TensorSpec((None, labels), tf.float32))
+        dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+        return dataset.apply(tf.data.experimental.assert_cardinality(batches.count))
+
+
+@dataclass
+class ImageBatches:
+    """A way to iterate the ``(images, index or None, labels or None)`` batches of an input,
+    and whether they carry labels and sample indices."""
+
+    iterate: Callable[[], Iterator[tuple[Any, Any, Any]]]
+    has_labels: bool
+    has_index: bool
+    count: int | None  # the number of batches, where known
 
 
 def _verbosity(verbose) -> int:
