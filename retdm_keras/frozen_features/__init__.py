@@ -24,6 +24,11 @@ corrupt entry, which is rebuilt with a warning, and a cache folder that cannot b
 (a read-only ``KERAS_HOME``) only costs a warning. Datasets that do not say what they read
 (anything but an ``image_dataset`` as built) are extracted without a disk cache.
 
+The backbone runs through :func:`retdm_keras.backbone_runtime.backbone_function`: ONNX
+Runtime on a CPU (converted once per backbone and weights, kept in ``<cache_dir>/backbones``;
+its features equal Keras' within ``PARITY_TOLERANCE`` of their scale, so the cache key does not
+name the runtime), Keras elsewhere or with ``model.backbone_runtime = "keras"``.
+
 ``fit_stages(model, train, val, freeze_backbone=True)`` calls :func:`prepare_frozen_data`
 and trains on its datasets; the result is an ordinary ``RETDM`` that predicts on raw images.
 ``fit_stages`` does so by default for a pretrained backbone, unless the features would take
