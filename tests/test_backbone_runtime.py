@@ -116,6 +116,17 @@ def test_onnx_features_equal_keras_for_imagenet_mobilenet_on_real_images(shared_
     assert runtime.relative_difference(function(images), reference) <= TOLERANCE
 
 
+def test_large_batches_run_in_chunks_with_the_same_features(tmp_path):
+    embedder = _tiny_embedder()
+    runtime.backbone_function(embedder, "onnx", store_dir=tmp_path)
+    (model_file,) = tmp_path.glob("*.onnx")
+    whole = runtime.OnnxBackbone(model_file.read_bytes(), chunk=64)
+    chunked = runtime.OnnxBackbone(model_file.read_bytes(), chunk=4)
+    images = _images(10, seed=3)
+    np.testing.assert_allclose(chunked(images), whole(images), rtol=1e-6, atol=1e-7)
+    assert chunked(images).shape == (10, embedder.feature_dim)
+
+
 def test_a_wrong_image_shape_is_a_clear_error(tmp_path):
     function = runtime.backbone_function(_tiny_embedder(), "onnx", store_dir=tmp_path)
     with pytest.raises(ValueError, match=r"images must be \(batch, 16, 16, 3\)"):
