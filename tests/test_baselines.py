@@ -7,6 +7,7 @@ import pytest
 
 from retdm_keras.baselines import (
     C2AE,
+    BinaryRelevanceLR,
     MLkNN,
     fit_c2ae,
     fit_linear_probe,
@@ -175,3 +176,193 @@ def test_linear_probe_fits_linear_labels():
     assert scores.shape == (200, 2)
     assert evaluate(y, scores)["O-F1"] > 0.9
     assert int(model.optimizer.iterations.numpy()) == 60 * 4  # 60 passes of ceil(200/64) batches
+
+
+# --------------------------------------------------------------------------- tuned logistic
+CS = (1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0)
+
+
+def logistic_problem(seed, n=300, features=20, labels=5):
+    """Features on an odd scale; each label a noisy logistic model of 3 of the features."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(loc=2.0, scale=3.0, size=(n, features))
+    w = np.zeros((features, labels))
+    for label in range(labels):
+        w[rng.choice(features, size=3, replace=False), label] = rng.normal(scale=1.5, size=3)
+    logits = ((x - 2.0) / 3.0) @ w - 0.5
+    y = (rng.random((n, labels)) < 1.0 / (1.0 + np.exp(-logits))).astype(int)
+    return x, y
+
+
+def sklearn_per_label(x_train, y_train, x_test, c):
+    """scikit-learn's L2 LogisticRegression fit per label: (probabilities, coef (F, L), b)."""
+    from sklearn.linear_model import LogisticRegression
+
+    fits = [
+        LogisticRegression(C=c, tol=1e-10, max_iter=10000).fit(x_train, y_train[:, label])
+        for label in range(y_train.shape[1])
+    ]
+    proba = np.column_stack([fit.predict_proba(x_test)[:, 1] for fit in fits])
+    coef = np.column_stack([fit.coef_[0] for fit in fits])
+    return proba, coef, np.array([fit.intercept_[0] for fit in fits])
+
+
+def assert_matches_sklearn(model, proba, reference):
+    ref_proba, ref_coef, ref_intercept = reference
+    np.testing.assert_allclose(proba, ref_proba, rtol=0, atol=1e-4)
+    for label in range(ref_coef.shape[1]):
+        error = np.linalg.norm(model.coef_[:, label] - ref_coef[:, label])
+        assert error <= 1e-3 * np.linalg.norm(ref_coef[:, label]), label
+    np.testing.assert_allclose(model.intercept_, ref_intercept, rtol=1e-3, atol=1e-6)
+
+
+@pytest.mark.parametrize("c", [0.01, 1.0])
+def test_binary_relevance_lr_matches_sklearn(c):
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = logistic_problem(0)
+    x_test, _ = logistic_problem(10, n=50)
+    model = BinaryRelevanceLR(Cs=[c]).fit(x, y)
+    assert model.C_ == c and np.isnan(model.scores_).all()  # one candidate: nothing scored
+    scaler = StandardScaler().fit(x)
+    np.testing.assert_allclose(model.mean_, scaler.mean_)
+    np.testing.assert_allclose(model.scale_, scaler.scale_)
+    reference = sklearn_per_label(scaler.transform(x), y, scaler.transform(x_test), c)
+    assert_matches_sklearn(model, model.predict_proba(x_test), reference)
+
+
+def test_binary_relevance_lr_chooses_c_like_sklearn():
+    from sklearn.metrics import label_ranking_average_precision_score
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = logistic_problem(2, n=400)
+    x_train, y_train, x_val, y_val = x[:300], y[:300], x[300:], y[300:]
+    scaler = StandardScaler().fit(x_train)
+    probas = [
+        sklearn_per_label(scaler.transform(x_train), y_train, scaler.transform(x_val), c)[0]
+        for c in CS
+    ]
+    reference = [label_ranking_average_precision_score(y_val, p) for p in probas]
+    best = int(np.argmax(reference))
+    assert sorted(reference)[-1] - sorted(reference)[-2] > 1e-4  # a clear winner
+    assert 0 < best < len(CS) - 1  # inside the grid: the choice is not trivial
+
+    model = BinaryRelevanceLR(Cs=CS[::-1]).fit(x_train, y_train, x_val, y_val)
+    assert model.Cs_ == CS and model.C_ == CS[best]
+    # the score is sklearn's over the validation rows with a positive label
+    labelled = y_val.any(axis=1)
+    expected = [label_ranking_average_precision_score(y_val[labelled], p[labelled]) for p in probas]
+    np.testing.assert_allclose(model.scores_, expected, rtol=0, atol=1e-6)
+    # refit on training + validation rows, scaled on them
+    scaler_all = StandardScaler().fit(x)
+    reference_all = sklearn_per_label(
+        scaler_all.transform(x), y, scaler_all.transform(x_val), model.C_
+    )
+    assert_matches_sklearn(model, model.predict_proba(x_val), reference_all)
+    # refit=False keeps the fit on the training rows
+    kept = BinaryRelevanceLR(refit=False).fit(x_train, y_train, x_val, y_val)
+    reference_train = sklearn_per_label(
+        scaler.transform(x_train), y_train, scaler.transform(x_val), model.C_
+    )
+    assert kept.C_ == model.C_
+    assert_matches_sklearn(kept, kept.predict_proba(x_val), reference_train)
+
+
+def test_binary_relevance_lr_holds_out_seeded_rows_without_validation_data():
+    x, y = logistic_problem(2, n=250)
+    model = BinaryRelevanceLR(val_fraction=0.2, seed=7).fit(x, y)
+    order = np.random.default_rng(7).permutation(250)
+    val, train = order[:50], order[50:]
+    explicit = BinaryRelevanceLR(refit=False).fit(x[train], y[train], x[val], y[val])
+    assert model.C_ == explicit.C_
+    np.testing.assert_array_equal(model.scores_, explicit.scores_)
+    alone = BinaryRelevanceLR(Cs=[model.C_]).fit(x, y)  # the refit on all rows
+    np.testing.assert_allclose(model.predict_proba(x), alone.predict_proba(x), atol=1e-5)
+
+
+def test_binary_relevance_lr_constant_labels():
+    x, y = logistic_problem(3)
+    n = len(x)
+    y4 = np.column_stack([y[:, :2], np.zeros(n, int), np.ones(n, int)])
+    model = BinaryRelevanceLR(Cs=[0.3]).fit(x, y4)
+    assert model.constant_labels_.tolist() == [False, False, True, True]
+    np.testing.assert_array_equal(model.coef_[:, 2:], 0.0)
+    proba = model.predict_proba(x[:4])
+    np.testing.assert_allclose(proba[:, 2], 1e-6, rtol=1e-9)
+    np.testing.assert_allclose(proba[:, 3], 1 - 1e-6, rtol=1e-12)
+    alone = BinaryRelevanceLR(Cs=[0.3]).fit(x, y[:, :2])  # the other labels are unaffected
+    np.testing.assert_allclose(model.coef_[:, :2], alone.coef_, rtol=0, atol=1e-12)
+
+    # constant in the training rows only: constant while choosing C, learnt in the refit
+    y_train, y_val = y4[:240].copy(), y4[240:].copy()
+    y_val[:5, 2] = 1
+    refit = BinaryRelevanceLR().fit(x[:240], y_train, x[240:], y_val)
+    assert refit.constant_labels_.tolist() == [False, False, False, True]
+    assert np.abs(refit.coef_[:, 2]).max() > 0
+    kept = BinaryRelevanceLR(refit=False).fit(x[:240], y_train, x[240:], y_val)
+    assert kept.constant_labels_.tolist() == [False, False, True, True]
+
+
+def test_binary_relevance_lr_rejects_bad_input():
+    x, y = logistic_problem(4, n=40)
+    model = BinaryRelevanceLR(Cs=[1.0])
+    with pytest.raises(RuntimeError, match="fit"):
+        model.predict_proba(x)
+    with pytest.raises(
+        ValueError, match="x and y must have the same number of rows; got 39 and 40"
+    ):
+        model.fit(x[:-1], y)
+    bad_y = y.copy()
+    bad_y[3, 1] = 2
+    with pytest.raises(
+        ValueError, match="y must hold only 0/1 labels; found 2.0 at row 3, column 1"
+    ):
+        model.fit(x, bad_y)
+    bad_x = x.copy()
+    bad_x[4, 2] = np.inf
+    with pytest.raises(ValueError, match=r"x has a non-finite value \(inf\) at row 4, column 2"):
+        model.fit(bad_x, y)
+    with pytest.raises(ValueError, match=r"y must be 2-D .* use y\[:, None\]"):
+        model.fit(x, y[:, 0])
+    with pytest.raises(ValueError, match="both x_val and y_val"):
+        model.fit(x, y, x_val=x)
+    with pytest.raises(ValueError, match="x_val has 19 features but x has 20"):
+        model.fit(x, y, x[:, 1:], y)
+    with pytest.raises(ValueError, match="y_val has 4 labels but y has 5"):
+        model.fit(x, y, x, y[:, 1:])
+    nan_y = y.astype(float)
+    nan_y[0, 0] = np.nan
+    with pytest.raises(ValueError, match="y_val must hold only 0/1 labels; found nan at row 0"):
+        model.fit(x, y, x, nan_y)
+    with pytest.raises(ValueError, match="no positive label"):
+        model.fit(x, y, x[:5], np.zeros((5, 5)))
+    model.fit(x, y)
+    with pytest.raises(ValueError, match="x has 3 features but the model 20"):
+        model.predict_proba(x[:, :3])
+    with pytest.raises(ValueError, match="at least one"):
+        BinaryRelevanceLR(Cs=[])
+    with pytest.raises(ValueError, match="positive and finite"):
+        BinaryRelevanceLR(Cs=[1.0, 0.0])
+    with pytest.raises(ValueError, match="scaling must be one of"):
+        BinaryRelevanceLR(scaling="minmax")
+    with pytest.raises(ValueError, match="val_fraction"):
+        BinaryRelevanceLR(val_fraction=1.0)
+
+
+def test_binary_relevance_lr_maxabs_on_sparse_binary_features_matches_sklearn():
+    from scipy import sparse
+    from sklearn.preprocessing import MaxAbsScaler
+
+    rng = np.random.default_rng(5)
+    dense = (rng.random((300, 30)) < 0.15) * rng.choice([1.0, 2.0, 5.0], size=30)  # col scales
+    dense[:, 7] = 0.0  # an empty column keeps scale 1
+    w = rng.normal(scale=2.0, size=(30, 4))
+    logits = (dense / dense.max(axis=0).clip(1)) @ w - 0.5
+    y = (rng.random((300, 4)) < 1.0 / (1.0 + np.exp(-logits))).astype(int)
+    x = sparse.csr_matrix(dense)
+    model = BinaryRelevanceLR(Cs=[0.5], scaling="maxabs").fit(x, y)
+    scaler = MaxAbsScaler().fit(x)
+    np.testing.assert_array_equal(model.mean_, 0.0)
+    np.testing.assert_allclose(model.scale_, scaler.scale_)
+    reference = sklearn_per_label(scaler.transform(x), y, scaler.transform(x), 0.5)
+    assert_matches_sklearn(model, model.predict_proba(x), reference)

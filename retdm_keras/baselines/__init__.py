@@ -1,6 +1,7 @@
-"""Reference multi-label baselines for the benchmarks: ML-kNN, C2AE and a linear probe.
+"""Reference multi-label baselines for the benchmarks: ML-kNN, C2AE, a linear probe and the
+tuned binary-relevance logistic regression.
 
-All three work on fixed feature vectors ``(N, F)`` — frozen backbone features of images or the
+All four work on fixed feature vectors ``(N, F)`` — frozen backbone features of images or the
 MULAN feature sets — with multi-hot labels ``(N, C)``, and give ``(N, C)`` scores in ``[0, 1]``
 that ``retdm_keras.metrics.evaluate`` can score at its 0.5 threshold.
 
@@ -8,7 +9,9 @@ One module per baseline:
 
 * ``mlknn``: ``MLkNN`` (Zhang & Zhou 2007) and the exact ``nearest_neighbors`` it uses;
 * ``c2ae``: ``C2AE`` (Yeh et al. 2017), its ``pairwise_ranking_loss`` and ``fit_c2ae``;
-* ``probe``: the per-label logistic regression ``linear_probe`` and ``fit_linear_probe``.
+* ``probe``: the per-label logistic regression ``linear_probe`` and ``fit_linear_probe``;
+* ``logistic``: ``BinaryRelevanceLR``, per-label L2 logistic regression (scikit-learn's
+  objective, solved in numpy) with ``C`` chosen on validation data: the tuned baseline.
 
 Example:
 
@@ -26,7 +29,16 @@ from retdm_keras.baselines.c2ae import C2AE, fit_c2ae
 # public before the split, outside ``__all__``: still importable from here
 from retdm_keras.baselines.c2ae import DECODER_LOSSES as DECODER_LOSSES
 from retdm_keras.baselines.c2ae import pairwise_ranking_loss as pairwise_ranking_loss
+from retdm_keras.baselines.logistic import BinaryRelevanceLR
 from retdm_keras.baselines.mlknn import MLkNN, nearest_neighbors
 from retdm_keras.baselines.probe import fit_linear_probe, linear_probe
 
-__all__ = ["C2AE", "MLkNN", "fit_c2ae", "fit_linear_probe", "linear_probe", "nearest_neighbors"]
+__all__ = [
+    "BinaryRelevanceLR",
+    "C2AE",
+    "MLkNN",
+    "fit_c2ae",
+    "fit_linear_probe",
+    "linear_probe",
+    "nearest_neighbors",
+]
