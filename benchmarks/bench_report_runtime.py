@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def _rate(entry: dict) -> str:
-    return f"{entry['images_per_s']:.0f}"
+    return f"{entry['images_per_s']:,.0f}"
 
 
 def section(result: dict) -> list[str]:
@@ -14,7 +14,7 @@ def section(result: dict) -> list[str]:
         "## Backbone runtime: ONNX Runtime vs Keras",
         "",
         f"MobileNetV2 (ImageNet) at {ex['image_size']} px, batch {ex['batch_size']}, the "
-        f"{ex['images']} MIML training images through the same `tf.data` pipeline (decoding "
+        f"{ex['images']:,} MIML training images through the same `tf.data` pipeline (decoding "
         "and resizing included), one process, one method after the other, each warmed up on "
         "one batch. Images/s:",
         "",

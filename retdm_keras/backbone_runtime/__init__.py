@@ -3,8 +3,8 @@
 With the backbone frozen (frozen-backbone training) or trained already (prediction), its
 pooled features are a fixed function of each image, and that function is the expensive part
 of both feature extraction and inference. Keras runs it through TensorFlow; on a CPU, the same
-graph converted to ONNX (tf2onnx) and run by ONNX Runtime is several times faster (see
-``docs/method.md``, "A fast backbone runtime"), with features equal to the Keras ones within
+graph converted to ONNX (tf2onnx) and run by ONNX Runtime is faster (see ``docs/method.md``,
+"A fast backbone runtime", for the measurements), with features equal to the Keras ones within
 ``PARITY_TOLERANCE`` of their scale.
 
 * :func:`backbone_function` gives ``images (B, H, W, 3) -> features (B, D)`` as numpy, through
