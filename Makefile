@@ -20,7 +20,7 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP)  ## create .venv and install the package with its test extras
 
-demo: $(STAMP)  ## frozen backbone: linear probe, BCE, RETDM on MIML scene, 3 seeds, test table
+demo: $(STAMP)  ## frozen backbone: tuned BR-LR, BCE, RETDM on MIML scene, 3 seeds, test table
 	$(PY) examples/scene_demo.py
 
 demo-finetune: $(STAMP)  ## fine-tune MobileNetV2: BCE and RETDM on MIML scene (slow on a CPU)
