@@ -28,6 +28,7 @@ __all__ = [
     "copy_file",
     "jsonable",
     "read_json",
+    "retdm_features_dir",
     "sha256_file",
     "write_json",
     "write_text",
@@ -137,3 +138,11 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def retdm_features_dir() -> Path:
+    """``$KERAS_HOME/retdm_features`` (``~/.keras/retdm_features`` without ``KERAS_HOME``),
+    read now: the frozen-feature cache and the converted backbones (``backbones/``) live
+    there."""
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    return Path(home) / "retdm_features"

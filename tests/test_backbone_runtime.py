@@ -28,9 +28,11 @@ TOLERANCE = runtime.PARITY_TOLERANCE
 
 
 @pytest.fixture(autouse=True)
-def fresh_runtime(monkeypatch):
-    """Every test starts with no conversion in memory and the default runtime."""
+def fresh_runtime(monkeypatch, tmp_path):
+    """Every test starts with no conversion in memory, the default runtime and its own
+    ``KERAS_HOME`` (where predictions store converted backbones)."""
     monkeypatch.delenv(runtime.ENVIRONMENT_VARIABLE, raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     runtime.clear_backbone_functions()
     yield
     runtime.clear_backbone_functions()
@@ -304,8 +306,7 @@ def test_cli_backbone_runtime_option_sets_the_default_while_a_command_runs(monke
 
 
 # --------------------------------------------------------------------------- the model
-def test_predict_and_evaluate_take_the_fast_path_with_keras_parity(tmp_path, monkeypatch):
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+def test_predict_and_evaluate_take_the_fast_path_with_keras_parity(monkeypatch):
     model = _pretrained_model()
     model.compile(optimizer="sgd")
     images = _images(21, seed=5)
@@ -348,7 +349,6 @@ def test_predict_and_evaluate_take_the_fast_path_with_keras_parity(tmp_path, mon
 
 
 def test_predict_keeps_keras_where_the_fast_path_does_not_apply(tmp_path, monkeypatch):
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     calls = OnnxCalls(monkeypatch)
     images = _images(6)
     keras.utils.set_random_seed(0)
@@ -410,11 +410,10 @@ def test_convert_backbone_refuses_mlp():
         onnx_backbone.convert_backbone(ImageEmbedder("mlp", input_dim=4, embed_dim=4))
 
 
-def test_fast_predictions_follow_the_prediction_settings(tmp_path, monkeypatch):
+def test_fast_predictions_follow_the_prediction_settings(monkeypatch):
     """The compiled heads (and Keras' compiled steps) are rebuilt when what a prediction mixes
     in changes: the label sets (A, predict, B, C, predict: C may reuse A's memory), the
     label-set weight, λ, the embedding norm."""
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     model = _pretrained_model()
     images = _images(7, seed=2)
     calls = OnnxCalls(monkeypatch)
@@ -432,6 +431,9 @@ def test_fast_predictions_follow_the_prediction_settings(tmp_path, monkeypatch):
     first = both()  # no label sets: the classifier alone
     model.label_sets = [[0], [1, 2], [0, 2]]
     mixed = both()
+    model.backbone_runtime = "keras"
+    on_batch = np.asarray(model.predict_on_batch(images))  # Keras' compiled step, retraced
+    assert runtime.relative_difference(on_batch, mixed) <= TOLERANCE
     assert runtime.relative_difference(mixed, first) > 1e-3
     model.label_sets = [[1], [0, 1, 2]]
     model.label_sets = [[0], [1, 2], [0, 2], [1]]
@@ -443,8 +445,7 @@ def test_fast_predictions_follow_the_prediction_settings(tmp_path, monkeypatch):
         assert runtime.relative_difference(both(), before) > 1e-4, name
 
 
-def test_the_caches_keep_no_model_alive(tmp_path, monkeypatch):
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+def test_the_caches_keep_no_model_alive():
     model = _pretrained_model()
     model.backbone_runtime = "onnx"
     model.predict(_images(3), verbose=0)
@@ -458,8 +459,7 @@ def test_the_caches_keep_no_model_alive(tmp_path, monkeypatch):
     assert [ref() for ref in refs] == [None, None]
 
 
-def test_evaluate_keeps_the_batches_and_falls_back_where_it_must(tmp_path, monkeypatch):
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+def test_evaluate_keeps_the_batches_and_falls_back_where_it_must(monkeypatch):
     model = _pretrained_model()
     images = _images(21, seed=7)
     labels = (np.random.default_rng(7).random((21, len(LABELS))) > 0.5).astype(np.float32)
@@ -494,10 +494,9 @@ def test_evaluate_keeps_the_batches_and_falls_back_where_it_must(tmp_path, monke
         model.evaluate(images, verbose=0)
 
 
-def test_no_fast_backbone_while_fit_trains_it(tmp_path, monkeypatch):
+def test_no_fast_backbone_while_fit_trains_it(monkeypatch):
     """A callback that predicts during fine-tuning gets Keras (the weights change every step;
     converting them each time would cost seconds); after fit, the fast path is back."""
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     model = _pretrained_model()
     model.backbone_runtime = "onnx"
     images = _images(8, seed=4)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from retdm_keras.files import atomic_write, sha256_file
+from retdm_keras.files import atomic_write, retdm_features_dir
 
 STORE_VERSION = 1
 """Bumped whenever what a stored conversion holds or how it is made changes."""
@@ -29,8 +29,7 @@ class BackboneRuntimeWarning(UserWarning):
 def default_store_dir() -> Path:
     """``$KERAS_HOME/retdm_features/backbones`` (``~/.keras/...`` without ``KERAS_HOME``),
     beside the frozen-feature cache."""
-    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    return Path(home) / "retdm_features" / "backbones"
+    return retdm_features_dir() / "backbones"
 
 
 def backbone_weights_sha256(embedder, values: list[np.ndarray] | None = None) -> str:
@@ -105,7 +104,7 @@ class ConvertedBackboneStore:
         manifest = {
             "version": STORE_VERSION,
             "key": key,
-            "sha256": sha256_file(model_path),
+            "sha256": hashlib.sha256(data).hexdigest(),
             "bytes": len(data),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "description": description,

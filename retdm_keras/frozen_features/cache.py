@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from retdm_keras.backbone_runtime import backbone_weights_sha256
 from retdm_keras.data.folder_csv import source_of
-from retdm_keras.files import atomic_write, sha256_file
+from retdm_keras.files import atomic_write, retdm_features_dir, sha256_file
 from retdm_keras.frozen_features.extraction import extract_features
 from retdm_keras.model import RETDM
 
@@ -30,8 +30,7 @@ class FeatureCacheWarning(UserWarning):
 
 def default_cache_dir() -> Path:
     """``$KERAS_HOME/retdm_features`` (``~/.keras/retdm_features`` without ``KERAS_HOME``)."""
-    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    return Path(home) / "retdm_features"
+    return retdm_features_dir()
 
 
 # --------------------------------------------------------------------------- fingerprints

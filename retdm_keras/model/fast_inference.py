@@ -119,7 +119,9 @@ class FastInferenceMixin:
 
     def _refresh_compiled_predictions(self) -> None:
         """Drop the compiled predict / test steps and heads when a prediction setting changed
-        since they were traced (Keras' own compiled steps would keep the old values)."""
+        since they were traced (Keras' own compiled steps would keep the old values). Called
+        where each is made: ``make_predict_function``, ``make_test_function`` and the fast
+        ``predict``'s heads."""
         settings = self._prediction_settings()
         last = _SETTINGS.get(self)
         if last is not None and last[0] is settings[0] and last[1:] == settings[1:]:
@@ -162,6 +164,18 @@ class FastInferenceMixin:
         return function if function.runtime == "onnx" else None
 
     # ------------------------------------------------------------------ Keras API
+    def make_predict_function(self, force=False):
+        """Keras' compiled predict step, traced again when a prediction setting changed
+        (``predict``, ``predict_on_batch``)."""
+        self._refresh_compiled_predictions()
+        return super().make_predict_function(force)
+
+    def make_test_function(self, force=False):
+        """Keras' compiled test step, traced again when a prediction setting changed
+        (``evaluate``, ``test_on_batch``, validation in ``fit``)."""
+        self._refresh_compiled_predictions()
+        return super().make_test_function(force)
+
     def fit(self, *args, **kwargs):
         """``keras.Model.fit`` (predictions from callbacks during it skip the fast backbone
         while the backbone trains)."""
@@ -209,7 +223,6 @@ class FastInferenceMixin:
         in ONNX Runtime where it applies. The batches keep their boundaries and go through
         the rest of the model one by one, so the losses and metrics are those of the whole
         graph."""
-        self._refresh_compiled_predictions()
         batches = None
         if sample_weight is None and steps is None and callbacks is None and not kwargs:
             batches = self._image_batches(x, y, batch_size)

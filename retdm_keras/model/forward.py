@@ -147,9 +147,6 @@ class ForwardPassMixin:
     @label_sets.setter
     def label_sets(self, value) -> None:
         self.weights_loaded_without_label_sets = False
-        if any(getattr(self, f"{step}_function", None) for step in ("predict", "test")):
-            # the compiled predict / test steps hold the old sets as constants
-            self.predict_function = self.test_function = None
         if value is None:
             self._label_sets, self._label_set_matrix = None, None
             return
