@@ -115,6 +115,8 @@ def _float32_copy(model: keras.Model) -> keras.Model:
     copy.image_embedder.set_weights(model.image_embedder.get_weights())
     copy.classification_head.set_weights(model.classification_head.get_weights())
     copy.label_embedder.set_weights(model.label_embedder.get_weights())  # label-set scores
+    if model.baseline_head is not None:
+        copy.baseline_head.set_weights(model.baseline_head.get_weights())
     return copy
 
 
@@ -123,7 +125,8 @@ def inference_model(model: keras.Model, precision: str = "float32") -> keras.Mod
 
     It shares the layers (and weights) of ``model``'s prediction path: ``image_embedder`` and
     ``classification_head`` (and ``label_embedder`` when the model mixes in label-set scores,
-    ``RETDM(label_set_weight > 0)``). With ``precision="float32"`` a model with a mixed dtype
+    ``RETDM(label_set_weight > 0)``; ``baseline_head`` when it mixes in the tuned baseline,
+    ``RETDM(baseline_weight > 0)``). With ``precision="float32"`` a model with a mixed dtype
     policy is first copied to float32; ``"model"`` keeps its compute dtype and casts the output.
     """
     if precision not in ("float32", "model"):
@@ -133,7 +136,13 @@ def inference_model(model: keras.Model, precision: str = "float32") -> keras.Mod
         model = _float32_copy(model)
     name = _input_name(model)
     inputs = keras.Input(model.input_shape_without_batch, name=name, dtype="float32")
-    embedding = model.image_embedder(inputs, training=False)
+    baseline = model.baseline_head is not None and model.baseline_weight > 0
+    if baseline and model.backbone != "mlp":  # one backbone pass feeds both
+        features = model.image_embedder.backbone_features(inputs, training=False)
+        embedding = model.image_embedder.embed_backbone_features(features, training=False)
+    else:
+        features = inputs
+        embedding = model.image_embedder(inputs, training=False)
     if getattr(model, "label_set_weight", 0.0) and model.label_sets:
         # traced inside the graph, so the label sets and g's weights become graph constants
         probabilities = keras.layers.Lambda(
@@ -141,6 +150,9 @@ def inference_model(model: keras.Model, precision: str = "float32") -> keras.Mod
         )(embedding)
     else:
         probabilities = model.classification_head(embedding)
+    if baseline:  # the tuned baseline mixed in (RETDM(baseline_weight > 0))
+        beta = model.baseline_weight
+        probabilities = (1.0 - beta) * probabilities + beta * model.baseline_head(features)
     # a float32 layer autocasts its input: float32 output whatever the model's policy
     probabilities = keras.layers.Activation("linear", dtype="float32", name=OUTPUT_NAME)(
         probabilities

@@ -115,6 +115,8 @@ class FastInferenceMixin:
             self.label_set_temperature,
             self.distance,
             self.embedding_norm,
+            self.baseline_weight,
+            self.baseline_head,
         )
 
     def _refresh_compiled_predictions(self) -> None:

@@ -57,6 +57,9 @@ class ObjectiveMixin:
         precision runs the layers in float16/bfloat16).
         """
         kind, features, index = self._split_inputs(x)
+        baseline_x = None
+        if not training:  # evaluation scores what predict returns, the baseline mixed in
+            kind, features, baseline_x = self._with_baseline_input(kind, features, training)
         y = tf.cast(y, tf.float32)
 
         def f32(t):
@@ -97,6 +100,7 @@ class ObjectiveMixin:
         probabilities = ops.sigmoid(logits)
         if not training:  # the head's logits above serve predictions too: one head pass
             probabilities = self.mixed_with_label_sets(probabilities, u)
+            probabilities = self.blended_with_baseline(probabilities, baseline_x)
         return probabilities, u_metric, index, cls_loss, metric_loss, rec_loss
 
     def _total(self, cls_loss, metric_loss, rec_loss):

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 
 from retdm_keras.embedders import ImageEmbedder, LabelEmbedder
-from retdm_keras.heads import ClassificationHead, ReconstructionHead
+from retdm_keras.heads import BaselineHead, ClassificationHead, ReconstructionHead
 from retdm_keras.losses import DISTANCES, HINGE_REDUCTIONS
 from retdm_keras.model.fast_inference import FastInferenceMixin
 from retdm_keras.model.forward import ForwardPassMixin
@@ -98,6 +98,15 @@ class RETDM(
             nonlinear one (ours, default True: on held-out rows of eight kinds of feature
             data its mean AP was higher on all eight, most on sparse high-dimensional
             features; see ``docs/method.md``). False is the plain MLP.
+        baseline_weight: ``β`` in ``[0, 1]``: predictions are
+            ``(1 - β) · p_RETDM + β · p_baseline``, where ``p_baseline`` is the tuned
+            per-label logistic regression held in ``baseline_head`` (on the pooled backbone
+            features, the input features for ``"mlp"``). Default 0 (no baseline head).
+            ``fit_stages`` fits the baseline and chooses ``β`` on the validation data
+            (ours, see ``retdm_keras.baseline_blend`` and ``docs/method.md``); set it with
+            :meth:`set_baseline`.
+        baseline_head: build ``baseline_head`` (default: when ``baseline_weight > 0``); a
+            model that had a baseline and then got ``β = 0`` keeps its (unused) head.
         label_names: optional names of the ``C`` labels, used by ``predict_labels``.
         thresholds: optional decision threshold, a float or ``C`` floats (default 0.5).
         top_k: predict the ``top_k`` highest labels per image instead of thresholding (used by
@@ -173,6 +182,8 @@ class RETDM(
         freeze_batchnorm: bool | None = None,
         standardize: bool = True,
         linear_skip: bool = True,
+        baseline_weight: float = 0.0,
+        baseline_head: bool | None = None,
         label_names: list[str] | None = None,
         thresholds: float | list[float] | None = None,
         top_k: int | None = None,
@@ -222,6 +233,9 @@ class RETDM(
         self.label_set_temperature = float(label_set_temperature)
         self.label_sets = label_sets
         self.label_hidden_units = int(label_hidden_units)
+        if not 0.0 <= float(baseline_weight) <= 1.0:
+            raise ValueError(f"baseline_weight must be in [0, 1], got {baseline_weight}")
+        self.baseline_weight = float(baseline_weight)
         self.label_names = list(label_names) if label_names is not None else None
         self.thresholds = self._check_thresholds(thresholds)
         self._check_top_k(top_k)
@@ -250,6 +264,9 @@ class RETDM(
         )
         self.classification_head = ClassificationHead(num_labels, name="classification_head")
         self.reconstruction_head = ReconstructionHead(num_labels, name="reconstruction_head")
+        self.baseline_head: BaselineHead | None = None
+        if baseline_head or (baseline_head is None and self.baseline_weight > 0):
+            self.baseline_head = BaselineHead(num_labels, name="baseline_head")
 
         # === training state (not part of the saved model) ===
         self.cls_loss_tracker = keras.metrics.Mean(name="cls_loss")
@@ -258,6 +275,8 @@ class RETDM(
         self._training_set: TrainingSet | None = None
         self._training_input_kind = "images"
         self._freeze_backbone = False
+        #: what ``fit_stages`` chose for the baseline (a ``BaselineBlend``), or None
+        self.baseline_choice = None
         self.stage = "joint"
         self.build(self.input_shape_without_batch)
 
@@ -281,7 +300,49 @@ class RETDM(
         self.classification_head.build((None, self.embed_dim))
         self.label_embedder.build((None, self.num_labels))
         self.reconstruction_head.build((None, self.embed_dim))
+        if self.baseline_head is not None:
+            self.baseline_head.build((None, self.baseline_input_dim))
         self.built = True
+
+    @property
+    def baseline_input_dim(self) -> int:
+        """Size of what ``baseline_head`` reads: the pooled backbone features ``D`` for
+        images, the input features ``F`` for ``"mlp"``."""
+        if self.backbone == "mlp":
+            return int(self.image_embedder.input_dim)
+        return self.image_embedder.feature_dim
+
+    def set_baseline(self, weight: float, coef=None, intercept=None, mean=None, scale=None):
+        """Mix a per-label logistic regression into the predictions with weight ``β``.
+
+        Args:
+            weight: ``β`` in ``[0, 1]``; 0 predicts without the baseline (an existing head
+                stays, unused).
+            coef: ``(baseline_input_dim, C)`` coefficients on ``(x - mean) / scale``.
+            intercept: ``(C,)`` intercepts.
+            mean, scale: the feature scaling the coefficients were fitted with (default
+                none).
+        """
+        weight = float(weight)
+        if not 0.0 <= weight <= 1.0:
+            raise ValueError(f"baseline weight must be in [0, 1], got {weight}")
+        if coef is None or intercept is None:
+            if weight > 0 and self.baseline_head is None:
+                raise ValueError("a model without a baseline head needs coef and intercept")
+        else:
+            expected = (self.baseline_input_dim, self.num_labels)
+            if tuple(np.shape(coef)) != expected:
+                raise ValueError(f"coef must have shape {expected}, got {np.shape(coef)}")
+            if self.baseline_head is None:
+                head = BaselineHead(self.num_labels, name="baseline_head")
+                head.build((None, self.baseline_input_dim))
+                # Keras locks a built layer's state; adding a sublayer afterwards is what
+                # Keras' own Dense.enable_lora does: unlock, add, lock.
+                self._tracker.unlock()
+                self.baseline_head = head
+                self._tracker.lock()
+            self.baseline_head.assign(coef, intercept, mean, scale)
+        self.baseline_weight = weight
 
     def _check_thresholds(self, thresholds):
         if thresholds is None:
@@ -338,6 +399,8 @@ class RETDM(
             "freeze_batchnorm": embedder.freeze_batchnorm,
             "standardize": embedder.standardize,
             "linear_skip": embedder.linear_skip,
+            "baseline_weight": self.baseline_weight,
+            "baseline_head": self.baseline_head is not None,
             "label_names": self.label_names,
             "thresholds": self.thresholds,
             "top_k": self.top_k,
