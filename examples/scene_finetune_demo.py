@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             learning_rates=args.learning_rates,
             bank_data=bank_ds,
             freeze_backbone=False,  # fine-tune: a pretrained backbone is frozen by default
+            baseline=False,  # the two losses compared (the default mixes in a tuned LR)
             verbose=args.verbose,
         )
         scores = model.predict(test_ds, verbose=0)

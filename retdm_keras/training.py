@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterator, Sequence
 import keras
 import tensorflow as tf
 
+from retdm_keras.baseline_blend import baseline_features, fit_baseline_blend
 from retdm_keras.checkpointing import StageRecords, StopOnNonFiniteLoss
 from retdm_keras.frozen_features.default import default_freeze_backbone, resolve_freeze_backbone
 from retdm_keras.model import RETDM, STAGES
@@ -198,6 +199,7 @@ def fit_stages(
     freeze_backbone: bool | None = None,
     feature_views: int = 4,
     feature_cache: str | os.PathLike[str] | bool | None = None,
+    baseline: bool | None = None,
 ) -> dict[str, keras.callbacks.History]:
     """Train ``model`` through the stages ``classifier → metric → joint``.
 
@@ -245,6 +247,12 @@ def fit_stages(
             and ``feature_views - 1`` augmented ones; each epoch draws one per image.
         feature_cache: folder of the feature cache (default ``$KERAS_HOME/retdm_features``);
             False extracts without caching.
+        baseline: after the stages, fit the tuned per-label logistic regression on the
+            training rows and mix it into the predictions with the weight ``β`` that scores
+            best on ``val_data`` (0 keeps RETDM alone, 1 is the baseline alone; see
+            ``retdm_keras.baseline_blend``); the choice is printed and kept in
+            ``model.baseline_choice``. ``None`` (default): when ``val_data`` is given and
+            training runs on one device. False trains RETDM alone.
 
     Returns:
         ``{stage: History}`` for the stages that ran in this call.
@@ -258,6 +266,10 @@ def fit_stages(
             "`with strategy.scope():` so its weights are mirrored, then call fit_stages"
         )
     verbose = resolve_verbose(verbose)
+    if baseline is None:
+        baseline = val_data is not None and strategy is None and not _distributed(model)
+    elif baseline and val_data is None:
+        raise ValueError("baseline=True chooses the baseline's weight on val_data: pass it")
     freeze_backbone = resolve_freeze_backbone(model, train_data, freeze_backbone, feature_views)
     if learning_rates is None:
         learning_rates = backbone_learning_rates(model.backbone)
@@ -279,7 +291,13 @@ def fit_stages(
         )
 
     if not freeze_backbone:
-        return run(train_data, val_data, bank_data)
+        histories = run(train_data, val_data, bank_data)
+        if baseline:
+            blend_source = bank_data if bank_data is not None else train_data
+            train_x, train_y = baseline_features(model, blend_source)
+            val_x, val_y = baseline_features(model, val_data)
+            _fit_blend(model, train_x, train_y, val_x, val_y, verbose)
+        return histories
     from retdm_keras.frozen_features import prepare_frozen_data
 
     stage_schedule(epochs, learning_rates)  # a bad schedule fails before the extraction
@@ -296,12 +314,37 @@ def fit_stages(
     was_frozen, was_trainable = model.freeze_backbone, embedder.backbone.trainable
     model.freeze_backbone = True
     try:
-        return run(frozen.train, frozen.val, frozen.bank)
+        histories = run(frozen.train, frozen.val, frozen.bank)
+        if baseline:
+            _fit_blend(
+                model,
+                frozen.bank_features,
+                frozen.bank_labels,
+                frozen.val_features,
+                frozen.val_labels,
+                verbose,
+            )
+        return histories
     finally:
         model.freeze_backbone = was_frozen
         embedder.set_backbone_trainable(was_trainable)
         model.train_function = model.test_function = model.predict_function = None
         _fresh_optimizer(model, metrics or (lambda: default_metrics(model.num_labels)))
+
+
+def _distributed(model: RETDM) -> bool:
+    """Whether ``model`` was built under a ``tf.distribute`` strategy other than the default."""
+    return tf.distribute.has_strategy() or model.distribute_strategy is not (
+        tf.distribute.get_strategy()
+    )
+
+
+def _fit_blend(model: RETDM, train_x, train_y, val_x, val_y, verbose: int) -> None:
+    """``fit_baseline_blend`` for ``fit_stages``; the choice is kept in
+    ``model.baseline_choice``."""
+    model.baseline_choice = fit_baseline_blend(
+        model, train_x, train_y, val_x, val_y, verbose=1 if verbose else 0
+    )
 
 
 def _fresh_optimizer(model: RETDM, metrics: Callable[[], list]) -> None:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 import yaml
@@ -118,6 +119,31 @@ def test_train_writes_everything(trained):
     assert list(metrics) == list(METRIC_NAMES)
     assert all(math.isfinite(v) for v in metrics.values())
     assert not list(out.glob(".*tmp*")), "temporary files left behind"
+
+
+def test_train_mixes_in_the_baseline_chosen_on_the_val_split(trained):
+    out, _ = trained
+    config = json.loads((out / "train_config.json").read_text())
+    choice = config["baseline_choice"]  # the tuned LR's share, chosen on the 4 val images
+    assert choice["val_rows"] == 4 and choice["train_rows"] == 16
+    assert choice["chosen"] in ("RETDM", "mix", "baseline")
+    assert set(choice["validation"]) == {f"{0.1 * i:g}" for i in range(11)}
+    model = keras.models.load_model(out / "model.keras", compile=False)
+    assert model.baseline_weight == choice["weight"]
+
+
+def test_val_fraction_holds_out_images_only_without_a_val_split(image_data, tmp_path, capsys):
+    common = ["train", "--data-dir", str(image_data["images"]),
+              "--labels", str(image_data["labels"]), *FAST]  # fmt: skip
+    split = ["--split-json", str(image_data["split"])]
+    status = cli.main([*common, *split, "--val-fraction", "0.25", "--out", str(tmp_path / "a")])
+    assert status == 2 and "has a validation split" in capsys.readouterr().err
+    # no split file: every image is training data, and train holds out 20 % for the choice
+    assert cli.main([*common, "--out", str(tmp_path / "b")]) == 0
+    assert "holding out 20%" in capsys.readouterr().out
+    config = json.loads((tmp_path / "b" / "train_config.json").read_text())
+    assert config["sizes"] == {"train": 19, "val": 5}
+    assert config["baseline_choice"]["val_rows"] == 5
 
 
 def test_evaluate_reproduces_metrics(trained, image_data, tmp_path, capsys):

@@ -60,7 +60,6 @@ def _reject_arff_only_options(args: argparse.Namespace) -> None:
             ("--arff-test", args.arff_test),
             ("--labels-xml", args.labels_xml),
             ("--num-labels", args.num_labels),
-            ("--val-fraction", args.val_fraction),
         )
         if value is not None
     ]

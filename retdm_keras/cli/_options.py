@@ -85,10 +85,12 @@ def _add_data_arguments(p: argparse.ArgumentParser) -> None:
     arff.add_argument(
         "--num-labels", type=int, help="without XML: the last N attributes are labels"
     )
-    arff.add_argument(
+    p.add_argument(
         "--val-fraction",
         type=float,
-        help="hold out this fraction of the training rows for validation (uses --seed)",
+        help="hold out this fraction of the training rows for validation when the data has "
+        "no validation split (ARFF, or a split file without one; uses --seed). train holds "
+        "out 0.2 by default: those rows choose the tuned baseline's share (--no-baseline)",
     )
 
 

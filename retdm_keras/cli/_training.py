@@ -55,6 +55,13 @@ def _image_train_data(args: argparse.Namespace) -> recipes.TrainData:
                 f"split 'train' is not in {args.split_json}; "
                 f"available: {sorted(available)} (choose one with --train-split)"
             )
+        if args.val_fraction is not None and (args.val_split or "val" in available):
+            raise CLIError(
+                f"--val-fraction: {args.split_json} has a validation split "
+                f"({args.val_split or 'val'!r}); drop one of the two"
+            )
+    if args.val_fraction is not None:
+        _check_val_fraction(args.val_fraction)
     return recipes.image_folder_data(
         args.data_dir,
         args.labels,
@@ -62,6 +69,7 @@ def _image_train_data(args: argparse.Namespace) -> recipes.TrainData:
         train_split=args.train_split,
         val_split=args.val_split,
         test_split=args.test_split,
+        val_fraction=args.val_fraction,
         image_size=args.image_size,
         batch_size=args.batch_size,
         seed=args.seed,

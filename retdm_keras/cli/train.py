@@ -10,6 +10,7 @@ import shutil
 from typing import Any
 
 from retdm_keras import recipes, zoo
+from retdm_keras.baseline_blend import DEFAULT_VAL_FRACTION
 from retdm_keras.cli._common import (
     PROG,
     CLIError,
@@ -66,7 +67,15 @@ def _train_recipe(args: argparse.Namespace) -> int:
     """``retdm-keras train --recipe``: ``recipes.train_recipe`` into a zoo entry folder."""
     _reject_written(
         args,
-        (*DATA_OPTIONS, *MODEL_OPTIONS, *FIT_OPTIONS, *FROZEN_OPTIONS, "strategy", "resume"),
+        (
+            *DATA_OPTIONS,
+            *MODEL_OPTIONS,
+            *FIT_OPTIONS,
+            *FROZEN_OPTIONS,
+            "strategy",
+            "resume",
+            "baseline",
+        ),
         "the recipe holds the data, model and training settings",
     )
     entry = recipes.train_recipe(
@@ -108,6 +117,15 @@ def cmd_train(args: argparse.Namespace) -> int:
             "that folder to start over"
         )
     data = _train_data(args)
+    one_device = getattr(args, "strategy", "default") == "default"
+    if data.val is None and args.baseline is not False and one_device:
+        args.val_fraction = DEFAULT_VAL_FRACTION
+        print(
+            f"{PROG}: no validation data: holding out {DEFAULT_VAL_FRACTION:.0%} of the "
+            "training rows (--val-fraction) to choose how much of the tuned logistic-"
+            "regression baseline to mix in (--no-baseline trains RETDM alone on all rows)"
+        )
+        data = _train_data(args)
     os.makedirs(args.out, exist_ok=True)
     with strategy.scope():  # weights, optimiser slots and memory bank live on every replica
         model, weights_used = build_model(args, data.label_names, input_dim=data.input_dim)
@@ -159,8 +177,15 @@ def cmd_train(args: argparse.Namespace) -> int:
             freeze_backbone=args.freeze_backbone,
             feature_views=args.feature_views,
             feature_cache=_feature_cache(args),
+            baseline=args.baseline,
         )
         history_rows = _history_logs(histories)
+        if model.baseline_choice is not None:  # what was mixed in, and the numbers why
+            config_path = os.path.join(args.out, "train_config.json")
+            with open(config_path) as fh:
+                config = json.load(fh)
+            config["baseline_choice"] = model.baseline_choice.as_dict()
+            write_json(config_path, config)
         shutil.rmtree(backup_dir, ignore_errors=True)  # finished: nothing left to resume
     model_path = os.path.join(args.out, "model.keras")
     _save_model(model, model_path)
@@ -209,6 +234,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="continue a killed run from OUT/backup (its last completed epoch; finished "
         "stages are skipped) — run with the same options as before",
+    )
+    p.add_argument(
+        "--baseline",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="after training, fit the tuned per-label logistic regression and mix it into the "
+        "predictions with the share (0 to 1) that scores best on the validation data; the "
+        "log and train_config.json say what was chosen (default: on, off with "
+        "--strategy). --no-baseline keeps RETDM alone",
     )
     p.add_argument("--out", required=True, help="output folder")
     add_backbone_runtime_argument(p)

@@ -83,6 +83,8 @@ class FrozenData:
         bank_features: the ``(N, D)`` plain training features.
         val_features: the ``(N_val, D)`` validation features, or None.
         augmented_views: how many of the ``V`` views are augmented passes.
+        bank_labels: the ``(N, C)`` labels of ``bank_features``.
+        val_labels: the ``(N_val, C)`` labels of ``val_features``, or None.
     """
 
     train: tf.data.Dataset
@@ -92,6 +94,8 @@ class FrozenData:
     bank_features: np.ndarray
     val_features: np.ndarray | None
     augmented_views: int
+    bank_labels: np.ndarray | None = None
+    val_labels: np.ndarray | None = None
 
 
 def _rebuilt(source: dict[str, Any], **changes: Any) -> tf.data.Dataset:
@@ -218,7 +222,7 @@ def prepare_frozen_data(
         )
     if reuse:
         train_views = np.concatenate([bank_features[:, None], train_views], axis=1)
-    val = val_features = None
+    val = val_features = val_labels = None
     if val_data is not None:
         val_features, val_labels = cached_features(
             model, val_data, description="validation set, plain view", **common
@@ -234,4 +238,14 @@ def prepare_frozen_data(
     bank = feature_dataset(bank_features, bank_labels, batch_size=batch_size)
     if val_features is not None:
         val = feature_dataset(val_features, val_labels, batch_size=batch_size)
-    return FrozenData(train, bank, val, train_views, bank_features, val_features, augmented)
+    return FrozenData(
+        train,
+        bank,
+        val,
+        train_views,
+        bank_features,
+        val_features,
+        augmented,
+        bank_labels=bank_labels,
+        val_labels=val_labels,
+    )

@@ -140,6 +140,7 @@ def image_folder_data(
     train_split: str | None = None,
     val_split: str | None = None,
     test_split: str | None = None,
+    val_fraction: float | None = None,
     image_size: int = 224,
     batch_size: int = 32,
     seed: int = 0,
@@ -149,7 +150,8 @@ def image_folder_data(
 
     Without ``split_json`` every row is training data. With it, ``train_split`` defaults to
     ``"train"`` and ``val_split``/``test_split`` to ``"val"``/``"test"`` when the file has
-    them.
+    them. ``val_fraction`` holds out that share of the training images (seeded) for
+    validation; it needs data without a validation split.
 
     Raises:
         FileNotFoundError: the folder, CSV, split file or some images are missing.
@@ -192,6 +194,11 @@ def image_folder_data(
         train = files.subset(splits[train_split])
         val = files.subset(splits[val_split]) if val_split else None
         test = files.subset(splits[test_split]) if test_split else None
+    if val is not None and val_fraction is not None:
+        raise ValueError(
+            "val_fraction holds validation images out of the training split, but the split "
+            "file has a validation split already"
+        )
     root = Path(image_dir)
     return _files_data(
         train,
@@ -199,6 +206,7 @@ def image_folder_data(
         test,
         root,
         val=val,
+        val_fraction=val_fraction,
         image_size=image_size,
         batch_size=batch_size,
         seed=seed,

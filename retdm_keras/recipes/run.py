@@ -198,6 +198,7 @@ def train_recipe(
         freeze_backbone=frozen,
         feature_views=training.feature_views,
         feature_cache=feature_cache,
+        baseline=training.baseline,
     )
     seconds = time.time() - started
     labels, scores = predict_with_labels(model, data.test)
@@ -220,5 +221,9 @@ def train_recipe(
             "test_samples": int(len(labels)),
             "train_seconds": round(seconds, 1),
             "final_logs": _final_logs(histories),
+            # the tuned baseline's share, chosen on the validation split (None: not tried)
+            "baseline": (
+                model.baseline_choice.as_dict() if model.baseline_choice is not None else None
+            ),
         },
     )

@@ -137,7 +137,9 @@ class TrainingSpec:
     for Adam, 0.01 / 0.01 / 0.001 for SGD); ``weight_decay`` None is its default for the
     backbone (``default_weight_decay``: 3 for Adam / AdamW on feature vectors, else 1e-4).
     ``freeze_backbone`` None (or absent) is ``fit_stages``' default: frozen when the image
-    backbone starts from pretrained ``weights``, trained otherwise.
+    backbone starts from pretrained ``weights``, trained otherwise. ``baseline`` None (or
+    absent) is ``fit_stages``' default: with a validation split, the tuned logistic-regression
+    baseline is mixed in at the share chosen on it (``retdm_keras.baseline_blend``).
     """
 
     epochs: tuple[int, int, int] = (10, 5, 10)
@@ -150,6 +152,7 @@ class TrainingSpec:
     reduce_lr_patience: int = 2
     freeze_backbone: bool | None = None
     feature_views: int = 4
+    baseline: bool | None = None
 
 
 @dataclass(frozen=True)

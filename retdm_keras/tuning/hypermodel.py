@@ -350,6 +350,7 @@ class RETDMHyperModel(kt.HyperModel):
             freeze_backbone=self.freeze_backbone,
             feature_views=self.feature_views,
             feature_cache=self.feature_cache,
+            baseline=False,  # a trial scores RETDM's own settings, not a mix chosen on val
         )
         if model.label_sets is not None:
             self.label_sets = model.label_sets
