@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -65,7 +66,8 @@ def data_args(data: Path, name: str) -> list[str]:
 
 def train(data: Path, name: str, out: Path, seed: int, extra: list[str]) -> float:
     """Run ``retdm-keras train`` (default options + ``extra``); its log goes to out/log.txt."""
-    out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out, ignore_errors=True)  # a fresh run (an old backup/ would be refused)
+    out.mkdir(parents=True)
     argv = [sys.executable, "-m", "retdm_keras.cli", "train", *data_args(data, name),
             "--seed", str(seed), "--out", str(out), *extra]  # fmt: skip
     started = time.time()

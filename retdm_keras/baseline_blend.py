@@ -52,6 +52,10 @@ DEFAULT_VAL_FRACTION = 0.2
 """The share of the training rows ``retdm-keras train`` holds out to choose the mix when the
 data has no validation split."""
 
+MAX_BASELINE_VALUES = 25_000_000
+"""The baseline is fit on at most this many training feature values (rows × features; a
+seeded subsample of the rows beyond it): 100 MB in float32, a few times that while fitting."""
+
 SPARSE_ZERO_FRACTION = 0.5
 """Features with more than this fraction of exact zeros are scaled by max-abs, not
 standardised (standardising a column that is almost always 0 blows its rare values up)."""
@@ -59,6 +63,7 @@ standardised (standardising a column that is almost always 0 blows its rare valu
 __all__ = [
     "BLEND_WEIGHTS",
     "DEFAULT_VAL_FRACTION",
+    "MAX_BASELINE_VALUES",
     "BaselineBlend",
     "baseline_features",
     "baseline_scaling",
@@ -164,15 +169,15 @@ def fit_baseline_blend(
         train_labels, val_labels: multi-hot ``(N, C)``.
         retdm_val_probabilities: RETDM's validation predictions without a baseline, if
             already computed (else predicted from ``val_features``).
-        weights: the ``β`` values tried (must include 0).
+        weights: the ``β`` values tried (must include 0 and 1).
         Cs: the baseline's candidate ``C`` values.
         verbose: 1 prints the choice (one line), 0 is silent.
 
     Returns:
         The :class:`BaselineBlend` chosen (the model now predicts with it).
     """
-    if 0.0 not in weights:
-        raise ValueError(f"weights must include 0 (RETDM alone), got {weights}")
+    if 0.0 not in weights or 1.0 not in weights:
+        raise ValueError(f"weights must include 0 and 1 (each model alone), got {weights}")
     x_train = np.asarray(train_features, np.float32)
     x_val = np.asarray(val_features, np.float32)
     y_train = np.asarray(train_labels, np.float32)
@@ -190,6 +195,18 @@ def fit_baseline_blend(
             model.set_baseline(previous)
     p_retdm = np.asarray(retdm_val_probabilities, np.float64)
 
+    if x_train.size > MAX_BASELINE_VALUES:  # keep the fits in memory: a seeded subsample
+        keep = np.sort(
+            np.random.default_rng(0).choice(
+                len(x_train), MAX_BASELINE_VALUES // x_train.shape[1], replace=False
+            )
+        )
+        if verbose:
+            print(
+                f"RETDM: the baseline is fit on {len(keep)} of the {len(x_train)} training rows "
+                f"(at most {MAX_BASELINE_VALUES:,} feature values)"
+            )
+        x_train, y_train = x_train[keep], y_train[keep]
     scaling = baseline_scaling(x_train)
     baseline = BinaryRelevanceLR(Cs, scaling=scaling, refit=False)
     baseline.fit(x_train, y_train, x_val, y_val)

@@ -24,7 +24,7 @@ class _LabelVectorHead(layers.Layer):
     def __init__(self, num_labels: int, **kwargs):
         super().__init__(**kwargs)
         self.num_labels = int(num_labels)
-        self.dense = layers.Dense(self.num_labels, name=self.dense_name)
+        self.dense = layers.Dense(self.num_labels, dtype=self.dtype_policy, name=self.dense_name)
 
     def build(self, input_shape):
         self.dense.build(input_shape)

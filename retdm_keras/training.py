@@ -36,9 +36,11 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from retdm_keras.baseline_blend import baseline_features, fit_baseline_blend
@@ -271,6 +273,11 @@ def fit_stages(
     elif baseline and val_data is None:
         raise ValueError("baseline=True chooses the baseline's weight on val_data: pass it")
     freeze_backbone = resolve_freeze_backbone(model, train_data, freeze_backbone, feature_views)
+    if model.baseline_weight > 0:  # fit for the model as it was: stale once training runs
+        if verbose:
+            print("RETDM: the baseline mixed in before is dropped (β = 0) for this training")
+        model.set_baseline(0.0)
+        model.baseline_choice = None
     if learning_rates is None:
         learning_rates = backbone_learning_rates(model.backbone)
 
@@ -294,9 +301,14 @@ def fit_stages(
         histories = run(train_data, val_data, bank_data)
         if baseline:
             blend_source = bank_data if bank_data is not None else train_data
-            train_x, train_y = baseline_features(model, blend_source)
-            val_x, val_y = baseline_features(model, val_data)
-            _fit_blend(model, train_x, train_y, val_x, val_y, verbose)
+            _fit_blend(
+                model,
+                lambda: (
+                    *baseline_features(model, blend_source),
+                    *baseline_features(model, val_data),
+                ),
+                verbose,
+            )
         return histories
     from retdm_keras.frozen_features import prepare_frozen_data
 
@@ -318,10 +330,12 @@ def fit_stages(
         if baseline:
             _fit_blend(
                 model,
-                frozen.bank_features,
-                frozen.bank_labels,
-                frozen.val_features,
-                frozen.val_labels,
+                lambda: (
+                    frozen.bank_features,
+                    frozen.bank_labels,
+                    frozen.val_features,
+                    frozen.val_labels,
+                ),
                 verbose,
             )
         return histories
@@ -339,12 +353,22 @@ def _distributed(model: RETDM) -> bool:
     )
 
 
-def _fit_blend(model: RETDM, train_x, train_y, val_x, val_y, verbose: int) -> None:
-    """``fit_baseline_blend`` for ``fit_stages``; the choice is kept in
-    ``model.baseline_choice``."""
-    model.baseline_choice = fit_baseline_blend(
-        model, train_x, train_y, val_x, val_y, verbose=1 if verbose else 0
-    )
+def _fit_blend(model: RETDM, rows: Callable[[], tuple], verbose: int) -> None:
+    """``fit_baseline_blend`` on ``rows()`` (training features and labels, validation
+    features and labels) for ``fit_stages``; the choice is kept in ``model.baseline_choice``.
+    The trained model is never lost to it: a baseline that cannot be fit (say, validation
+    rows without a positive label) warns and leaves RETDM alone."""
+    try:
+        model.baseline_choice = fit_baseline_blend(model, *rows(), verbose=1 if verbose else 0)
+    except (ValueError, FloatingPointError, np.linalg.LinAlgError) as error:
+        model.set_baseline(0.0)
+        model.baseline_choice = None
+        warnings.warn(
+            f"the tuned baseline was not mixed in ({error}); the model predicts with RETDM "
+            "alone (fit_stages(baseline=False) skips this step)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def _fresh_optimizer(model: RETDM, metrics: Callable[[], list]) -> None:

@@ -84,7 +84,7 @@ def test_set_baseline_mixes_the_logistic_regression_into_predict_and_evaluate(tm
     # a saved file keeps the head and its share
     path = tmp_path / "m.keras"
     model.save(path)
-    loaded = keras.models.load_model(path)
+    loaded = keras.models.load_model(path, compile=False)
     assert loaded.baseline_weight == 0.3
     np.testing.assert_allclose(loaded.predict(x, verbose=0), expected, rtol=0, atol=1e-5)
 
@@ -231,6 +231,44 @@ def test_fit_stages_mixes_the_baseline_in_when_it_has_validation_data(capsys):
     assert off.baseline_choice is None
     with pytest.raises(ValueError, match="val_data"):
         fit_stages(feature_model(), features_ds(x, y), epochs=(1, 0, 0), baseline=True)
+
+
+def test_a_baseline_that_cannot_be_fit_warns_and_keeps_the_trained_model():
+    x, y = synthetic(200, seed=8)
+    model = feature_model()
+    no_positive = np.zeros_like(y[150:])  # nothing to rank on the validation rows
+    with pytest.warns(RuntimeWarning, match="not mixed in"):
+        val = features_ds(x[150:], no_positive, False)
+        fit_stages(model, features_ds(x[:150], y[:150]), val, epochs=(1, 0, 0), verbose=0)
+    assert model.baseline_choice is None and model.baseline_weight == 0.0
+    assert model.predict(x[:4], verbose=0).shape == (4, 4)
+
+
+def test_training_again_drops_a_stale_baseline():
+    x, y = synthetic(200, seed=9)
+    model = feature_model()
+    model.set_baseline(0.7, *random_lr(10, 4))
+    fit_stages(model, features_ds(x, y), epochs=(1, 0, 0), verbose=0)  # no val: no new mix
+    assert model.baseline_weight == 0.0 and model.baseline_choice is None
+
+
+def test_the_baseline_head_computes_in_float32_under_mixed_precision():
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = feature_model()
+        x, _ = synthetic(8)
+        coef, intercept, mean, scale = random_lr(10, 4)
+        # features far from 0: the mean folded into the bias needs float32 to cancel
+        coef = 0.01 * coef
+        model.set_baseline(1.0, coef, intercept, mean + 100.0, scale)
+        assert model.baseline_head.dense.compute_dtype == "float32"
+        expected = sigmoid(((x - mean) / scale) @ coef + intercept)
+        got = model.baseline_head(x + 100.0).numpy()  # (Keras casts a model's own inputs)
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 # --------------------------------------------------------------------------- the CLI

@@ -300,7 +300,10 @@ def test_frozen_model_predicts_raw_images_like_its_head_on_cached_features(froze
     u = model.image_embedder.embed_backbone_features(from_disk.val_features, training=False)
     # the prediction head on u: the classifier's sigmoid (mixed with label-set retrieval
     # scores when label_set_weight > 0)
-    expected = np.asarray(model.probabilities_from_embedding(u))
+    expected = model.probabilities_from_embedding(u)
+    # and the tuned baseline on the pooled features, at its chosen share (fit_stages' default)
+    pooled = from_disk.val_features if model.baseline_weight > 0 else None
+    expected = np.asarray(model.blended_with_baseline(expected, pooled))
     predicted = model.predict(val, verbose=0)  # raw images, in order
     assert predicted.shape == (len(val_files), len(LABELS))
     np.testing.assert_allclose(predicted, expected, atol=1e-5)

@@ -44,6 +44,9 @@ from retdm_keras.cli._training import (
 )
 from retdm_keras.optimizer_defaults import backbone_learning_rates
 
+MIN_ROWS_TO_HOLD_OUT = 10
+"""Below this many training rows nothing is held out for the baseline's share."""
+
 
 def _history_logs(histories: dict[str, Any]) -> dict[str, list[dict[str, float]]]:
     """``{stage: [{"epoch": e, metric: value, ...} per epoch]}`` from ``fit_stages``."""
@@ -118,7 +121,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
     data = _train_data(args)
     one_device = getattr(args, "strategy", "default") == "default"
-    if data.val is None and args.baseline is not False and one_device:
+    enough = data.sizes.get("train", 0) >= MIN_ROWS_TO_HOLD_OUT
+    if data.val is None and args.baseline is not False and one_device and enough:
         args.val_fraction = DEFAULT_VAL_FRACTION
         print(
             f"{PROG}: no validation data: holding out {DEFAULT_VAL_FRACTION:.0%} of the "

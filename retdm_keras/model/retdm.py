@@ -334,13 +334,16 @@ class RETDM(
             if tuple(np.shape(coef)) != expected:
                 raise ValueError(f"coef must have shape {expected}, got {np.shape(coef)}")
             if self.baseline_head is None:
-                head = BaselineHead(self.num_labels, name="baseline_head")
-                head.build((None, self.baseline_input_dim))
+                with self.distribute_strategy.scope():
+                    head = BaselineHead(self.num_labels, name="baseline_head")
+                    head.build((None, self.baseline_input_dim))
                 # Keras locks a built layer's state; adding a sublayer afterwards is what
                 # Keras' own Dense.enable_lora does: unlock, add, lock.
                 self._tracker.unlock()
-                self.baseline_head = head
-                self._tracker.lock()
+                try:
+                    self.baseline_head = head
+                finally:
+                    self._tracker.lock()
             self.baseline_head.assign(coef, intercept, mean, scale)
         self.baseline_weight = weight
 
