@@ -42,9 +42,9 @@ class SDL(keras.Model):
             and go straight to the head — the official SDL formulation on frozen features), or
             any ``ImageEmbedder.BACKBONES`` name; then ``φ(x)`` is the RETDM image embedder's
             output (backbone, pooling, dropout, linear projection to ``embed_dim``).
-        image_size, embed_dim, weights, backbone_width, input_dim, hidden_units, dropout,
-            freeze_batchnorm: passed to ``ImageEmbedder`` (``input_dim`` is also the feature
-            size for ``"identity"``).
+        image_size, embed_dim, weights, backbone_width: passed to ``ImageEmbedder``.
+        input_dim, hidden_units, dropout, freeze_batchnorm: passed to ``ImageEmbedder``
+            (``input_dim`` is also the feature size for ``"identity"``).
         num_vectors: ``M``, principal vectors per image (the paper: 7).
         lam: ``λ`` of the variance regulariser (the paper: 0.3); ``None`` turns it off.
         label_names: optional names of the ``L`` training labels.
