@@ -10,15 +10,15 @@ export RETDM_DATA_DIR ?= $(abspath ../shared/data)
 TEST_WORKERS ?= $(shell $(PYTHON) -c "import os; a = getattr(os, 'sched_getaffinity', None); \
 	print(min(4, len(a(0)) if a else os.cpu_count() or 1))")
 
-.PHONY: install demo demo-finetune test lint bench clean
+.PHONY: install demo demo-finetune test lint docs bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[test,docs]"
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install the package with its test extras
+install: $(STAMP)  ## create .venv and install the package with its test and docs extras
 
 demo: $(STAMP)  ## frozen backbone: tuned BR-LR, BCE, RETDM on MIML scene, 3 seeds, test table
 	$(PY) examples/scene_demo.py
@@ -34,8 +34,11 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check retdm_keras retdm_keras_cli tests examples benchmarks
 	$(VENV)/bin/ruff format --check retdm_keras retdm_keras_cli tests examples benchmarks
 
+docs: $(STAMP)  ## the documentation site -> site/ (mkdocs build --strict: any warning fails)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
 bench: $(STAMP)  ## benchmarks -> benchmarks/results (full < 90 min; BENCH_ARGS=--quick ~12 min)
 	nice -n 10 $(PY) benchmarks/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache runs
+	rm -rf $(VENV) build *.egg-info .pytest_cache runs site
