@@ -23,7 +23,8 @@ Outputs in ``--out`` (default ``benchmarks/results``):
 ``{miml,mulan,frozen,cost,meta}_<mode>.json``,
 ``{convergence,convergence_frozen,sensitivity,latency}_<mode>.png`` and ``summary_<mode>.md``,
 where ``<mode>`` is ``quick`` or ``full``, so a quick run never overwrites full results. A full
-run (into the default ``--out``) also rewrites the generated "Benchmark" block of ``README.md``.
+run (into the default ``--out``) also rewrites the generated "Benchmark" block of
+``docs/results.md``, the results page of the documentation.
 
 Run from the repository root, one heavy run at a time on a shared machine::
 
@@ -167,9 +168,9 @@ def main(argv=None) -> int:
         bench_plots.latency(cost, result_path(args.out, "latency", mode, ".png"), mode)
     summary = write_summary(args.out, mode, settings.to_dict())
     if mode == "full" and args.out.resolve() == RESULTS.resolve():
-        readme = HERE.parent / "README.md"
-        if update_readme(readme, args.out, mode):
-            log(f"README results block rewritten from {args.out}/*_{mode}.json")
+        page = HERE.parent / "docs" / "results.md"
+        if update_readme(page, args.out, mode):
+            log(f"{page} results block rewritten from {args.out}/*_{mode}.json")
     log(f"total {(time.time() - started) / 60:.1f} min; summary: {summary}")
     return 0
 

@@ -1,4 +1,5 @@
-"""The README's benchmark block is generated from the committed result JSON, and stays so."""
+"""The benchmark block of docs/results.md is generated from the committed result JSON, and
+stays so."""
 
 import shutil
 import sys
@@ -14,15 +15,15 @@ bench_report = pytest.importorskip("bench_report")
 RESULTS = REPO / "benchmarks" / "results"
 
 
-def test_readme_block_matches_committed_full_results():
-    readme = (REPO / "README.md").read_text()
-    assert readme.count(bench_report.README_BEGIN) == 1
-    assert readme.count(bench_report.README_END) == 1
-    start = readme.index(bench_report.README_BEGIN)
-    stop = readme.index(bench_report.README_END) + len(bench_report.README_END)
+def test_results_page_block_matches_committed_full_results():
+    page = (REPO / "docs" / "results.md").read_text()
+    assert page.count(bench_report.README_BEGIN) == 1
+    assert page.count(bench_report.README_END) == 1
+    start = page.index(bench_report.README_BEGIN)
+    stop = page.index(bench_report.README_END) + len(bench_report.README_END)
     expected = bench_report.readme_block(RESULTS, "full")
-    assert readme[start:stop] == expected, (
-        "README.md's benchmark block is stale: run "
+    assert page[start:stop] == expected, (
+        "docs/results.md's benchmark block is stale: run "
         "`.venv/bin/python benchmarks/run.py --only summary`"
     )
 
