@@ -34,14 +34,14 @@ API_INDEX = f"{gen_api.FOLDER}/index.md"
 
 
 def _api_nav(entry):
-    """The navigation with the API index expanded into one entry per public name."""
+    """The navigation with ``Title: reference/api/index.md`` expanded into a section: the
+    index, then one page per public name (a section already expanded is left as it is)."""
     if isinstance(entry, list):
         return [_api_nav(item) for item in entry]
     if isinstance(entry, dict):
-        return {key: _api_nav(value) for key, value in entry.items()}
-    if entry == API_INDEX:
         names, _ = gen_api.public_names()
-        return [API_INDEX] + [{name: gen_api.page_path(name)} for name in names]
+        section = [API_INDEX] + [{name: gen_api.page_path(name)} for name in names]
+        return {k: section if v == API_INDEX else _api_nav(v) for k, v in entry.items()}
     return entry
 
 
