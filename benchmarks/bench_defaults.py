@@ -14,7 +14,8 @@ train/test files (scene, enron, bibtex, corel5k, tmc2007-500). Recorded per run:
 
 And once per set (deterministic): ``br_lr``, :class:`~retdm_keras.baselines.BinaryRelevanceLR`
 as the issues' anchor is built (C chosen on validation rows by average precision, refit on
-all of them: the image sets' val split, or 20 % of the ARFF training rows) on the features
+all of them, solver tolerance 1e-6: the image sets' val split, or 20 % of the ARFF training
+rows) on the features
 the model reads (pooled plain-view backbone features of images, the ARFF vectors), and
 ``mlknn`` (k = 10). All scored by ``retdm_keras.metrics.evaluate`` on the test split.
 """
@@ -128,7 +129,7 @@ def anchors(data: Path, name: str, model_path: Path) -> dict:
     out = {}
     started = time.time()
     scaling = baseline_scaling(x_train)
-    lr = BinaryRelevanceLR(scaling=scaling).fit(x_train, y_train, x_val, y_val)
+    lr = BinaryRelevanceLR(scaling=scaling, tol=1e-6).fit(x_train, y_train, x_val, y_val)
     out["br_lr"] = {
         "test": scores_of(y_test, lr.predict_proba(x_test)),
         "C": lr.C_,

@@ -56,6 +56,11 @@ MAX_BASELINE_VALUES = 25_000_000
 """The baseline is fit on at most this many training feature values (rows × features; a
 seeded subsample of the rows beyond it): 100 MB in float32, a few times that while fitting."""
 
+BASELINE_TOL = 1e-4
+"""The baseline's solver tolerance (scikit-learn's ``lbfgs`` default). On bibtex (159 labels,
+1,836 features) it chose the same C with the same test AP as 1e-6 and 1e-8, in 42 s against
+119 s and 317 s."""
+
 SPARSE_ZERO_FRACTION = 0.5
 """Features with more than this fraction of exact zeros are scaled by max-abs, not
 standardised (standardising a column that is almost always 0 blows its rare values up)."""
@@ -208,7 +213,7 @@ def fit_baseline_blend(
             )
         x_train, y_train = x_train[keep], y_train[keep]
     scaling = baseline_scaling(x_train)
-    baseline = BinaryRelevanceLR(Cs, scaling=scaling, refit=False)
+    baseline = BinaryRelevanceLR(Cs, scaling=scaling, refit=False, tol=BASELINE_TOL)
     baseline.fit(x_train, y_train, x_val, y_val)
     p_baseline = baseline.predict_proba(x_val)
 
@@ -226,7 +231,7 @@ def fit_baseline_blend(
         val_rows=len(x_val),
     )
     if best > 0.0:
-        final = BinaryRelevanceLR([baseline.C_], scaling=scaling)
+        final = BinaryRelevanceLR([baseline.C_], scaling=scaling, tol=BASELINE_TOL)
         final.fit(np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val]))
         model.set_baseline(best, final.coef_, final.intercept_, final.mean_, final.scale_)
         blend.refit_rows = len(x_train) + len(x_val)

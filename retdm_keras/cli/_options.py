@@ -89,8 +89,8 @@ def _add_data_arguments(p: argparse.ArgumentParser) -> None:
         "--val-fraction",
         type=float,
         help="hold out this fraction of the training rows for validation when the data has "
-        "no validation split (ARFF, or a split file without one; uses --seed). train holds "
-        "out 0.2 by default: those rows choose the tuned baseline's share (--no-baseline)",
+        "no validation split (ARFF, or images without a val split; uses --seed). 'train' "
+        "holds out 0.2 by default, to choose the tuned baseline's share",
     )
 
 

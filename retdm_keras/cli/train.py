@@ -10,7 +10,6 @@ import shutil
 from typing import Any
 
 from retdm_keras import recipes, zoo
-from retdm_keras.baseline_blend import DEFAULT_VAL_FRACTION
 from retdm_keras.cli._common import (
     PROG,
     CLIError,
@@ -120,6 +119,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             "that folder to start over"
         )
     data = _train_data(args)
+    from retdm_keras.baseline_blend import DEFAULT_VAL_FRACTION
+
     one_device = getattr(args, "strategy", "default") == "default"
     enough = data.sizes.get("train", 0) >= MIN_ROWS_TO_HOLD_OUT
     if data.val is None and args.baseline is not False and one_device and enough:
