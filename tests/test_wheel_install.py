@@ -9,8 +9,11 @@ warm zoo cache:
 
 * ``zoo.load("scene")`` scores the 400 MIML test images at average precision >= 0.94, and
   the 12 metrics equal those its registry record and model card publish;
+* ``zoo.load("ucm")`` scores the 210 UC Merced test images as published (AP >= 0.95, its
+  tuned baseline mixed in);
 * ``RETDM.from_preset("scene-features")`` loads and scores the MULAN test file as published;
-* ``retdm-keras evaluate scene`` on the MIML test split prints the same numbers;
+* ``retdm-keras evaluate scene`` / ``ucm`` on the MIML / UC Merced test splits print the same
+  numbers;
 * ``zoo.load("coco")`` fails with the recipe command;
 * ``retdm-keras zoo list`` shows which entries are available.
 """
@@ -57,6 +60,16 @@ SCRIPT = textwrap.dedent(
     )
     report["scene"] = evaluate(files.labels, scene.predict(test, verbose=0))
     report["scene_published"] = records["scene"]["versions"][records["scene"]["latest"]]["metrics"]
+
+    ucm = zoo.load("ucm")
+    test, files = from_folder(
+        data / "ucm" / "images", data / "ucm" / "labels.csv", split="test",
+        split_json=data / "ucm" / "split.json",
+        image_size=tuple(ucm.image_embedder.image_size), batch_size=32,
+    )
+    report["ucm"] = evaluate(files.labels, ucm.predict(test, verbose=0))
+    report["ucm_published"] = records["ucm"]["versions"][records["ucm"]["latest"]]["metrics"]
+    report["ucm_baseline_weight"] = ucm.baseline_weight
 
     features = RETDM.from_preset("scene-features")
     mulan = load_arff(data / "mulan" / "scene" / "scene-test.arff",
@@ -188,26 +201,29 @@ def test_a_user_outside_the_checkout_loads_and_scores_the_zoo_offline(installed,
     assert report["module"].startswith(str(installed["venv"])), report["module"]
 
     assert report["scene"]["average_precision"] >= 0.94
-    for name in ("scene", "scene_features"):
+    assert report["ucm"]["average_precision"] >= 0.95  # the tuned baseline mixed in (β > 0)
+    assert report["ucm_baseline_weight"] > 0
+    for name in ("scene", "scene_features", "ucm"):
         published = report[f"{name}_published"]
         for metric, value in report[name].items():
             assert value == pytest.approx(published[metric], abs=1e-4), (name, metric)
     assert "retdm-keras train --recipe coco" in report["coco"]
 
-    # the command line reproduces the card's numbers from the zoo name too
-    scene = shared_data / "miml_scene"
-    evaluated = subprocess.run(
-        [str(installed["venv"] / "bin" / "retdm-keras"), "evaluate", "scene",
-         "--data-dir", str(scene / "images"), "--labels", str(scene / "labels.csv"),
-         "--split-json", str(scene / "split.json"), "--split", "test",
-         "--json", str(user / "scene-test.json")],
-        cwd=user, env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
-    cli_metrics = json.loads((user / "scene-test.json").read_text())
-    cli_metrics = cli_metrics.get("metrics", cli_metrics)
-    for metric, value in report["scene_published"].items():
-        assert cli_metrics[metric] == pytest.approx(value, abs=1e-4), metric
+    # the command line reproduces the cards' numbers from the zoo names too
+    for name, folder in (("scene", "miml_scene"), ("ucm", "ucm")):
+        root = shared_data / folder
+        evaluated = subprocess.run(
+            [str(installed["venv"] / "bin" / "retdm-keras"), "evaluate", name,
+             "--data-dir", str(root / "images"), "--labels", str(root / "labels.csv"),
+             "--split-json", str(root / "split.json"), "--split", "test",
+             "--json", str(user / f"{name}-test.json")],
+            cwd=user, env=env, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+        cli_metrics = json.loads((user / f"{name}-test.json").read_text())
+        cli_metrics = cli_metrics.get("metrics", cli_metrics)
+        for metric, value in report[f"{name}_published"].items():
+            assert cli_metrics[metric] == pytest.approx(value, abs=1e-4), (name, metric)
 
     listing = subprocess.run(
         [str(installed["venv"] / "bin" / "retdm-keras"), "zoo", "list"],
@@ -216,5 +232,5 @@ def test_a_user_outside_the_checkout_loads_and_scores_the_zoo_offline(installed,
     assert listing.returncode == 0, listing.stderr[-2000:]
     rows = {line.split()[0]: line for line in listing.stdout.splitlines()[1:] if line.strip()}
     assert "recipe only" in rows["coco"]
-    for name in ("scene", "scene-features"):
+    for name in ("scene", "scene-features", "ucm"):
         assert rows[name].split()[2] == "local", rows[name]  # shipped inside the package

@@ -132,6 +132,22 @@ def library_versions() -> dict[str, str]:
     }
 
 
+
+def _baseline_row(choice: dict[str, Any]) -> list[str]:
+    """The card's row on the tuned baseline mixed into the predictions (``fit_stages``)."""
+    validation = choice.get("validation", {})
+
+    def ap(weight: str) -> str:
+        score = validation.get(weight, {}).get("average_precision")
+        return "?" if score is None else f"{score:.4f}"
+
+    share = f"{choice.get('weight', 0):g}"
+    return [
+        f"| predictions | RETDM mixed with a tuned per-label logistic regression, share "
+        f"β = {share} (C = {choice.get('C', 0):g}), chosen on {choice.get('val_rows', '?')} "
+        f"validation samples: AP {ap('0')} alone, {ap('1')} baseline, {ap(share)} mixed |"
+    ]
+
 def model_card(metadata: Mapping[str, Any], metrics: Mapping[str, float]) -> str:
     """The Markdown model card of an entry (what ``README.md`` holds)."""
     from retdm_keras.metrics import format_table
@@ -166,6 +182,7 @@ def model_card(metadata: Mapping[str, Any], metrics: Mapping[str, float]) -> str
             if metadata.get("backbone_weights")
             else []
         ),
+        *(_baseline_row(training.get("baseline")) if training.get("baseline") else []),
         f"| created | {metadata.get('created', '-')} |",
         f"| software | retdm_keras {versions.get('retdm_keras', '?')}, Keras "
         f"{versions.get('keras', '?')}, TensorFlow {versions.get('tensorflow', '?')} |",
