@@ -15,6 +15,9 @@ TEST_WORKERS ?= $(shell $(PYTHON) -c "import os; a = getattr(os, 'sched_getaffin
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	# an environment from before the package required `tensorflow`: its tensorflow-cpu would
+	# share the tensorflow module with it, so it goes first
+	$(PY) -m pip uninstall --quiet --yes tensorflow-cpu
 	$(PY) -m pip install --quiet -e ".[test,docs]"
 	touch $(STAMP)
 
