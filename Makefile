@@ -40,7 +40,7 @@ lint: $(STAMP)
 docs: $(STAMP)  ## the documentation site -> site/ (mkdocs build --strict: any warning fails)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
-bench: $(STAMP)  ## benchmarks -> benchmarks/results (full < 90 min; BENCH_ARGS=--quick ~12 min)
+bench: $(STAMP)  ## benchmarks -> benchmarks/results (full ~2.5 h; BENCH_ARGS=--quick ~15 min)
 	nice -n 10 $(PY) benchmarks/run.py $(BENCH_ARGS)
 
 clean:

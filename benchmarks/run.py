@@ -16,11 +16,16 @@ Sections (``--only``; default all):
 * ``runtime`` — the backbone in ONNX Runtime vs Keras: extraction images/s against
   ``keras.Model.predict``, feature parity, ``predict`` latency at batch 1 and 32, and (full)
   ``make demo`` / ``train --recipe scene`` wall time from empty caches, before and after.
+* ``defaults`` — ``retdm-keras train`` with default options, as a user runs it, on MIML
+  scene, UC Merced and the five MULAN sets (scene, enron, bibtex, corel5k, tmc2007): RETDM
+  (the tuned baseline mixed in at the share chosen on validation data), the same model alone,
+  BCE, the tuned BR-LR and ML-kNN (``bench_defaults.py``; page ``defaults_<mode>.md``); the
+  quick run does MULAN scene and enron.
 * ``accuracy`` = ``miml`` + ``mulan`` + ``frozen``; ``summary`` only redraws the plots and
   the summary from the JSON files already in ``--out``.
 
 Outputs in ``--out`` (default ``benchmarks/results``):
-``{miml,mulan,frozen,cost,meta}_<mode>.json``,
+``{miml,mulan,frozen,cost,runtime,defaults,meta}_<mode>.json``,
 ``{convergence,convergence_frozen,sensitivity,latency}_<mode>.png`` and ``summary_<mode>.md``,
 where ``<mode>`` is ``quick`` or ``full``, so a quick run never overwrites full results. A full
 run (into the default ``--out``) also rewrites the generated "Benchmark" block of
@@ -29,7 +34,7 @@ run (into the default ``--out``) also rewrites the generated "Benchmark" block o
 Run from the repository root, one heavy run at a time on a shared machine::
 
     nice -n 10 .venv/bin/python benchmarks/run.py --quick         # ~10-15 min on 2 cores
-    nice -n 10 .venv/bin/python benchmarks/run.py                 # the full run (< 90 min)
+    nice -n 10 .venv/bin/python benchmarks/run.py                 # the full run (~2.5 h)
     nice -n 10 .venv/bin/python benchmarks/run.py --only cost --seeds 0
 
 Data: ``$RETDM_DATA_DIR`` (default ``../shared/data``) with ``miml_scene/``, ``mulan/scene/``
@@ -60,7 +65,8 @@ from bench_common import (  # noqa: E402
     write_json,
 )
 
-SECTIONS = ("miml", "mulan", "frozen", "cost", "runtime")
+SECTIONS = ("miml", "mulan", "frozen", "cost", "runtime", "defaults")
+QUICK_DEFAULTS_SETS = ("scene", "enron")
 GROUPS = {"accuracy": ("miml", "mulan", "frozen"), "all": SECTIONS, "summary": ()}
 
 
@@ -87,6 +93,8 @@ def check_data(data: Path, sections) -> None:
         needed += [data / "keras_home" / "models"]
     if "mulan" in sections:
         needed += [data / "mulan" / "scene" / f for f in ("scene-train.arff", "scene.xml")]
+    if "defaults" in sections:
+        needed += [data / "ucm" / "split.json", data / "mulan" / "tmc2007"]
     missing = [str(p) for p in needed if not p.exists()]
     if missing:
         sys.exit(
@@ -137,6 +145,13 @@ def main(argv=None) -> int:
             from bench_runtime import run_runtime
 
             result = run_runtime(settings, data)
+        elif section == "defaults":
+            from bench_defaults import run_defaults
+            from bench_report_defaults import report
+
+            sets = QUICK_DEFAULTS_SETS if args.quick else None
+            result = run_defaults(args.seeds, data, sets)
+            result_path(args.out, "defaults", mode, ".md").write_text(report(result))
         else:
             from bench_cost import run_cost
 

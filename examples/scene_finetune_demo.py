@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         "--epochs", type=int, nargs=3, default=(4, 1, 2), metavar=("E1", "E2", "E3")
     )
     parser.add_argument("--learning-rates", type=float, nargs=3, default=(0.001, 0.01, 0.0005))
-    # chosen on the validation split (see README "Results"); larger lam hurt there
+    # chosen on the validation split (see docs/results.md); larger lam hurt there
     parser.add_argument("--lam", type=float, default=0.1)
     parser.add_argument("--mu", type=float, default=0.1)
     parser.add_argument("--batch-size", type=int, default=32)

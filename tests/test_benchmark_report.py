@@ -178,3 +178,34 @@ def test_classical_baselines_sentence_names_who_is_beaten_on_both_metrics():
     assert bench_report.classical_lines(result)[0].endswith("beats none of them on both.")
     del result["methods"]["br_lr"], result["methods"]["mlknn"]
     assert bench_report.classical_lines(result) == []
+
+
+def test_defaults_page_reports_means_gaps_and_shares():
+    """``bench_report_defaults.report``: means ± sample std over seeds, the gap to BR-LR in
+    units of that std, the chosen shares, per-seed rows; numbers from a hand-made result."""
+    report = pytest.importorskip("bench_report_defaults").report
+
+    def scores(ap, m_ap):
+        return {"average_precision": ap, "mAP": m_ap}
+
+    result = {
+        "seeds": [0, 1],
+        "sets": {
+            "enron": {
+                "retdm": [scores(0.70, 0.26), scores(0.72, 0.24)],
+                "retdm_alone": [scores(0.68, 0.22), scores(0.66, 0.20)],
+                "bce": [scores(0.69, 0.25), scores(0.71, 0.25)],
+                "baseline": [{"weight": 0.8}, {"weight": 1.0}],
+                "seconds": {"retdm": [30.0, 34.0]},
+                "br_lr": {"test": scores(0.705, 0.25)},
+                "mlknn": {"test": scores(0.63, 0.15)},
+            }
+        },
+    }
+    page = report(result)
+    ap_row = next(line for line in page.splitlines() if "| AP |" in line)
+    std = float(np.std([0.70, 0.72], ddof=1))
+    assert f"{0.71:.4f} ± {std:.4f}" in ap_row
+    assert f"{0.71 - 0.705:+.4f} ({(0.71 - 0.705) / std:+.1f})" in ap_row
+    assert "0.8 / 1" in ap_row and "| 32 |" in ap_row
+    assert "| enron | retdm_alone | 0.6800 / 0.2200 | 0.6600 / 0.2000 |" in page
