@@ -35,33 +35,23 @@ class RETDM(
 
     Args:
         num_labels: number of labels ``C``.
-        backbone: image backbone name, see ``ImageEmbedder.BACKBONES``.
-        image_size: input image size (int or ``(h, w)``); ignored for ``"mlp"``.
-        embed_dim: size of the shared embedding space (the paper: 512).
-        num_neighbors: ``K``, neighbour label sets per sample.
-        lam: weight ``λ`` of the metric loss.
-        mu: weight ``μ`` of the reconstruction loss.
-        alpha: weight of the second (label → image) way; 0 is the one-way ablation.
-        margin: hinge margin of the metric loss, in unit-sphere distance units when
-            ``embedding_norm`` is set (see ``metric_margin``).
-        hinge_reduction: ``"mean"`` (default) or ``"sum"`` of the hinge over the neighbours.
-        tie_break: which of several equally near label sets become neighbours:
-            ``"random"`` (default; redrawn every epoch, so negatives spread over all of
-            them) or ``"set_order"`` (always the lexicographically first ones).
-        label_set_weight: ``w`` in ``[0, 1]``: predictions mix the classifier's sigmoid
-            (``1 - w``) with label-set retrieval in the metric space (``w``, see
-            ``probabilities_from_embedding``). Default 0.5 (ours, chosen on validation
-            data, see ``docs/method.md``); 0 is the paper's classifier alone. Applies once
-            the model has seen its training set (``prepare_training``) and when it has at
-            most ``MAX_RETRIEVAL_SETS`` distinct label sets.
-        label_set_temperature: the retrieval softmax's temperature ``T`` (default 1).
-        label_sets: the distinct training label sets (label indices each), recorded by
-            ``prepare_training`` and saved with the model; used when ``label_set_weight > 0``.
-        distance: ``"sqeuclidean"`` or ``"euclidean"``.
+        backbone: image backbone name, see ``ImageEmbedder.BACKBONES`` (default
+            ``"mobilenet_v2"``; ``"mlp"`` for feature vectors).
+        image_size: input image size, an int or ``(h, w)`` (default 224); ignored for
+            ``"mlp"``.
+        embed_dim: size of the shared embedding space (default 512, the paper's).
+        num_neighbors: ``K``, neighbour label sets per sample (default 10).
+        lam: weight ``λ`` of the metric loss (default 1).
+        mu: weight ``μ`` of the reconstruction loss (default 1).
+        alpha: weight of the second (label → image) way (default 1); 0 is the one-way
+            ablation.
+        margin: hinge margin of the metric loss (default 0), in unit-sphere distance units
+            when ``embedding_norm`` is set (see ``metric_margin``).
+        distance: ``"sqeuclidean"`` (default) or ``"euclidean"``.
         embedding_norm: the metric loss sees ``embedding_norm · u/‖u‖`` and
-            ``embedding_norm · v/‖v‖`` (distances bounded by ``4·embedding_norm²``, default 2).
-            ``None`` uses the raw embeddings; their distances are unbounded and joint
-            training with a pretrained backbone diverged to NaN in our runs.
+            ``embedding_norm · v/‖v‖``, so its distances are bounded by
+            ``4·embedding_norm²`` (default 2, ours). ``None`` uses the raw embeddings, whose
+            distances are unbounded (see ``docs/method.md``, "Embeddings on a sphere").
         neighbor_images: where ``u_jk`` comes from: ``"memory_bank"`` (default, cheap) or
             ``"exact"`` (forward the neighbour images through ``f`` every step).
         decouple_label_rate: the label side (``g``, reconstruction head) descends
@@ -72,21 +62,35 @@ class RETDM(
         backbone_metric_weight: the share of the metric gradient that reaches the trainable
             backbone (everything of ``f`` below the projection): the projection descends
             ``λ·L_metric`` and the backbone ``backbone_metric_weight·λ·L_metric`` (BCE
-            reaches both in full). Default 0.1 (ours, chosen on validation data, see
-            ``docs/method.md``): at full weight the metric term, ≈ 10× BCE in size, pulls a
-            fine-tuned pretrained backbone away from the features the classifier reads.
-            1 is the paper's joint gradient; frozen-backbone training is unaffected.
-        weights: backbone weights, ``"imagenet"``, ``None`` or a file path.
+            reaches both in full). Default 0.1 (ours): at full weight the metric term pulls
+            a fine-tuned pretrained backbone away from the features the classifier reads
+            (see ``docs/method.md``, "The backbone's share of the metric gradient"). 1 is
+            the paper's joint gradient; frozen-backbone training is unaffected.
+        hinge_reduction: ``"mean"`` (default) or ``"sum"`` of the hinge over the neighbours.
+        tie_break: which of several equally near label sets become neighbours:
+            ``"random"`` (default; redrawn every epoch, so negatives spread over all of
+            them) or ``"set_order"`` (always the lexicographically first ones).
+        label_set_weight: ``w`` in ``[0, 1]``: predictions mix the classifier's sigmoid
+            (``1 - w``) with label-set retrieval in the metric space (``w``, see
+            ``probabilities_from_embedding``). Default 0.5 (ours; see ``docs/method.md``,
+            "Predictions that use the metric"); 0 is the paper's classifier alone. Applies
+            once the model has seen its training set (``prepare_training``) and when it has
+            at most ``MAX_RETRIEVAL_SETS`` distinct label sets.
+        label_set_temperature: the retrieval softmax's temperature ``T`` (default 1).
+        label_sets: the distinct training label sets (label indices each), recorded by
+            ``prepare_training`` and saved with the model; used when ``label_set_weight > 0``.
+        weights: backbone weights, ``"imagenet"``, ``None`` (default: random) or a file path.
         pretrained_backbone: the image backbone starts from trained weights rather than a
             random initialisation (default: True when ``weights`` is given; saved with the
             model). ``fit_stages`` trains a pretrained backbone frozen unless told otherwise
             (``freeze_backbone=False`` fine-tunes it).
-        backbone_width: MobileNet width multiplier (``alpha`` in ``keras.applications``).
-        input_dim: feature size for the ``"mlp"`` backbone.
-        label_hidden_units: hidden units of the label embedder (the paper: 512).
+        backbone_width: MobileNet width multiplier (``alpha`` in ``keras.applications``;
+            default: the backbone's own).
+        input_dim: feature size for the ``"mlp"`` backbone (required there).
+        label_hidden_units: hidden units of the label embedder (default 512, the paper's).
         label_activation: the label embedder's hidden activation (default ``"tanh"``, see
             ``LabelEmbedder``).
-        dropout: dropout before the image projection.
+        dropout: dropout before the image projection (default 0).
         freeze_batchnorm: keep the backbone's BatchNormalization statistics frozen (default:
             True with pretrained ``weights``, False from scratch).
         standardize: ``"mlp"`` only: standardise the input features inside the model with a
@@ -95,22 +99,28 @@ class RETDM(
             with the model, so ``predict`` takes raw features.
         linear_skip: ``"mlp"`` only: the projection reads the standardised input features
             next to the hidden layer, a linear path from features to embedding beside the
-            nonlinear one (ours, default True: on held-out rows of eight kinds of feature
-            data its mean AP was higher on all eight, most on sparse high-dimensional
-            features; see ``docs/method.md``). False is the plain MLP.
+            nonlinear one. Default True (ours; see ``docs/method.md``, "A linear path for
+            feature vectors"); False is the plain MLP.
         baseline_weight: ``β`` in ``[0, 1]``: predictions are
             ``(1 - β) · p_RETDM + β · p_baseline``, where ``p_baseline`` is the tuned
             per-label logistic regression held in ``baseline_head`` (on the pooled backbone
             features, the input features for ``"mlp"``). Default 0 (no baseline head).
             ``fit_stages`` fits the baseline and chooses ``β`` on the validation data
-            (ours, see ``retdm_keras.baseline_blend`` and ``docs/method.md``); set it with
-            :meth:`set_baseline`.
+            (ours; see ``retdm_keras.baseline_blend`` and ``docs/method.md``, "The tuned
+            baseline inside the model"); set it with :meth:`set_baseline`.
         baseline_head: build ``baseline_head`` (default: when ``baseline_weight > 0``); a
             model that had a baseline and then got ``β = 0`` keeps its (unused) head.
         label_names: optional names of the ``C`` labels, used by ``predict_labels``.
         thresholds: optional decision threshold, a float or ``C`` floats (default 0.5).
         top_k: predict the ``top_k`` highest labels per image instead of thresholding (used by
             ``predict_labels`` when no ``threshold`` is passed); ``None`` (default) thresholds.
+
+    Raises:
+        ValueError: an unknown ``backbone``, ``distance``, ``neighbor_images``,
+            ``hinge_reduction`` or ``tie_break``; ``label_set_weight``,
+            ``backbone_metric_weight`` or ``baseline_weight`` outside ``[0, 1]``; a
+            ``label_set_temperature`` that is not positive; ``label_names``, ``thresholds``
+            or ``top_k`` that do not fit ``num_labels``; ``"mlp"`` without ``input_dim``.
 
     Inputs are raw images, float pixels in ``[0, 255]`` of shape ``(B, H, W, 3)`` (feature
     vectors ``(B, F)`` for ``"mlp"``), or a dict ``{"images" | "features": ..., "index": ...}``
