@@ -3,10 +3,8 @@ and the recipe schema read them before anything is imported).
 
 Images train with the paper's optimiser, SGD (momentum 0.9, weight decay 1e-4) at 0.01 /
 0.01 / 0.001 per stage (classifier, metric, joint). Feature vectors (``backbone="mlp"``) train
-with Adam at 3e-4 / 3e-4 / 3e-5 and decoupled weight decay 3 (ours): on sparse or many-label
-feature data SGD's rates leave the network under-trained, and with Adam's decay at 1e-4 the
-network over-fits small tabular data that an L2-regularised linear model does not
-(``docs/method.md``).
+with Adam at 3e-4 / 3e-4 / 3e-5 and decoupled weight decay 3 (ours; see ``docs/method.md``,
+"Adam for feature vectors" and "Weight decay for feature vectors").
 """
 
 from __future__ import annotations

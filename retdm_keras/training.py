@@ -13,9 +13,8 @@ weights changes between stages), learning rate ×0.1 when the validation loss st
 The default optimiser depends on the input (:func:`default_optimizer_name`): for images the
 paper's, SGD with momentum 0.9 and weight decay 1e-4 at learning rates 0.01 / 0.01 / 0.001;
 for feature vectors (``backbone="mlp"``, ours) Adam at 3e-4 / 3e-4 / 3e-5 with decoupled
-weight decay 3, biases excluded (SGD's rates left sparse, many-label feature data
-under-trained, and a decay of 1e-4 let the network over-fit small tabular data;
-``docs/method.md``).
+weight decay 3, biases excluded (see ``docs/method.md``, "Adam for feature vectors" and
+"Weight decay for feature vectors").
 
 Example:
 

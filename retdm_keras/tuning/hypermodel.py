@@ -140,8 +140,8 @@ class RETDMHyperModel(kt.HyperModel):
         search_alpha, search_margin, search_num_neighbors, search_embed_dim,
             search_linear_skip: ``True`` to search ``DEFAULT_CHOICES[knob]``, or a sequence
             of values to choose from. ``linear_skip`` (feature vectors only) is worth
-            searching with small ``lam``: at λ = μ = 0.1 the linear path over-fitted dense
-            features that the plain MLP fits (``docs/method.md``).
+            searching together with ``lam`` and ``mu``, as its best value depends on them
+            (see ``docs/method.md``, "A linear path for feature vectors").
         search_learning_rates: ``True`` (``LEARNING_RATE_RANGE``) or a ``(low, high)`` range
             for a log-uniform learning rate per stage; else ``learning_rates`` are used.
         epochs: ``(e1, e2, e3)`` epochs of the three stages.
