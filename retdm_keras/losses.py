@@ -37,7 +37,8 @@ Together::
     L        = L_cls + lam * L_metric + mu * L_rec
 
 The paper (Li et al., TNNLS 2020) states the two-way idea in words; its formulas are not in
-our copy, so the exact form above is *our reconstruction* (see ``docs/method.md``).
+our copy, so the exact form above is *our reconstruction* (see ``docs/method.md``, "The loss
+(adopted)").
 The softmax term is computed with a log-sum-exp, so it is finite for any distance.
 """
 
@@ -118,11 +119,11 @@ def two_way_metric_loss(
         alpha: weight of the second way (0 gives the one-way ablation).
         distance: ``"sqeuclidean"`` (default) or ``"euclidean"``.
         image_gradient_in_second_way: False stops the gradient of ``L2_i`` into ``u_i``
-            (same value). ``RETDM`` passes False when ``nbr_image_emb`` comes from the memory
-            bank: with its ``u_jk`` frozen, ``L2_i`` can only be lowered through ``u_i``, and
-            because ``f`` is shared that moves every image at once, the ``u_jk`` included, so
-            the loss measured after the bank catches up goes *up* (MULAN scene, joint stage:
-            3.5 → 4.9 with the gradient, 4.3 → 4.0 without; see ``docs/method.md``).
+            (same value). Default True; ``RETDM`` passes False when ``nbr_image_emb`` comes
+            from the memory bank: with its ``u_jk`` frozen, ``L2_i`` can only be lowered
+            through ``u_i``, and because ``f`` is shared that moves every image at once, the
+            ``u_jk`` included, so the loss goes *up* once the bank catches up (see
+            ``docs/method.md``, "Second way without image gradient under the bank").
         hinge_reduction: ``"mean"`` (default) or ``"sum"`` over the neighbours, see
             :func:`one_way_loss`.
 

@@ -107,13 +107,12 @@ class OnnxBackbone:
     Args:
         model: the serialized ONNX model (:func:`convert_backbone`).
         threads: intra-op threads; default: the cores this process may use.
-        chunk: larger batches run in chunks of this many images (MobileNetV2 at 224 px on
-            2 cores, in memory: 244 images/s in chunks of 8 or 16, 230 at 32, 218 at 64:
-            smaller activations stay in the caches).
+        chunk: larger batches run in chunks of this many images (default 16): smaller
+            activations stay in the CPU caches.
 
-    The session's worker threads do not spin while waiting: spinning took the cores from
-    the ``tf.data`` threads that decode and augment the next batch (measured on MIML at
-    224 px, extraction with augmentation: 136 images/s spinning, 184 not).
+    The session's worker threads do not spin while waiting, so that they leave the cores
+    to the ``tf.data`` threads that decode and augment the next batch. The measurements
+    behind both choices are in ``docs/method.md``, "A fast backbone runtime".
     """
 
     def __init__(self, model: bytes, threads: int | None = None, chunk: int = 16):

@@ -45,7 +45,20 @@ def fit_linear_probe(
 
     The ``epochs`` passes (each reshuffled, in batches of ``batch_size``) run as one Keras
     epoch over a repeated ``tf.data`` pipeline: the same updates as ``epochs`` calls' worth
-    of epochs, without Keras's per-epoch overhead (4× faster for 1,400 samples).
+    of epochs, without Keras's per-epoch overhead.
+
+    Args:
+        features: ``(N, F)`` feature vectors (standardised inside the model).
+        labels: ``(N, C)`` multi-hot labels.
+        l2: L2 penalty on the kernel (default 1e-3).
+        epochs: passes over the data (default 100).
+        batch_size: samples per step (default 256).
+        learning_rate: Adam's learning rate (default 1e-2).
+        seed: seed of the initialisation and the shuffling.
+        verbose: Keras verbosity of the single ``fit`` call.
+
+    Returns:
+        The trained :func:`linear_probe` model, which takes raw features.
     """
     import tensorflow as tf
 

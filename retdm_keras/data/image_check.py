@@ -13,9 +13,9 @@ A corrupt, truncated or unsupported file that reaches ``tf.io.decode_image`` ins
 * the data is complete, cheaply: a PNG's chunks and checksums are walked
   (``Image.verify``, no decompression); a JPEG must have a scan and end with its
   end-of-image marker, and only when it does not (trailing data, a truncated file) is it
-  decoded, at 1/8 scale; GIF/BMP/WebP (rare, small) are decoded. These checks cost about
-  0.1 s per 2,000 JPEGs; they cannot see damage inside compressed data whose checksums
-  and markers are intact (e.g. a corrupt PNG stream with recomputed CRCs).
+  decoded, at 1/8 scale; GIF/BMP/WebP (rare, small) are decoded. Intact JPEGs and PNGs are
+  therefore never decompressed; the checks cannot see damage inside compressed data whose
+  checksums and markers are intact (e.g. a corrupt PNG stream with recomputed CRCs).
 
 ``full=True`` instead decodes every image with the pipeline's own decoder
 (:func:`~retdm_keras.data.folder_csv.decode_image_file`): slower, but whatever passes will

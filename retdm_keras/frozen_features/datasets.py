@@ -175,10 +175,10 @@ def prepare_frozen_data(
         seed: shuffling and view draws (default: ``train_data``'s seed).
         plain_view: with ``views >= 2``, make the plain view (extracted anyway for the
             memory bank) one of the ``views`` training views, so only ``views - 1``
-            augmented passes run (ours: at 4 views, 19% fewer images through the backbone,
-            and the same validation accuracy; see ``docs/method.md``). It applies when
-            ``bank_data`` is the plain twin of an ``image_dataset`` ``train_data`` (the
-            default); False: ``views`` augmented passes.
+            augmented passes run. Default True (ours; see ``docs/method.md``, "Frozen
+            backbone"). It applies when ``bank_data`` is the plain twin of an
+            ``image_dataset`` ``train_data`` (the default); False: ``views`` augmented
+            passes.
         verbose: 0 silent, 1 progress bars, 2 one line per pass.
 
     Raises:

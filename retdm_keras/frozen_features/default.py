@@ -18,9 +18,8 @@ def default_freeze_backbone(model: RETDM) -> bool:
     weights file, a saved model), fine-tune when it starts from random weights; never for
     feature vectors (``"mlp"``), which have no backbone to freeze.
 
-    On the validation splits of MIML scene images and of the COCO subset, frozen RETDM
-    scored higher than fine-tuned RETDM, at a tenth of the cost (``docs/method.md``,
-    "Frozen by default"); pass ``freeze_backbone=False`` to fine-tune.
+    Pass ``freeze_backbone=False`` to fine-tune. Why frozen is the default (ours): see
+    ``docs/method.md``, "Frozen by default".
     """
     return bool(model.image_embedder.pretrained)  # always False for "mlp" (ImageEmbedder)
 
