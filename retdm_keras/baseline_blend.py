@@ -57,9 +57,8 @@ MAX_BASELINE_VALUES = 25_000_000
 seeded subsample of the rows beyond it): 100 MB in float32, a few times that while fitting."""
 
 BASELINE_TOL = 1e-4
-"""The baseline's solver tolerance (scikit-learn's ``lbfgs`` default). On bibtex (159 labels,
-1,836 features) it chose the same C with the same test AP as 1e-6 and 1e-8, in 42 s against
-119 s and 317 s."""
+"""The baseline's solver tolerance (scikit-learn's ``lbfgs`` default); why not tighter: see
+docs/method.md, "The tuned baseline inside the model"."""
 
 SPARSE_ZERO_FRACTION = 0.5
 """Features with more than this fraction of exact zeros are scaled by max-abs, not

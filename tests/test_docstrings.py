@@ -193,11 +193,7 @@ def _report(found: list[tuple[str, list[tuple[str, str]]]]) -> str:
 
 
 # Docstrings that another change owns and rewrites; remove an entry once its figures are gone.
-PENDING = {
-    # issue #30 part 4: its tolerance timings (42 s / 119 s / 317 s on bibtex) move to
-    # docs/method.md, "The tuned baseline inside the model", with that file's own rework
-    "retdm_keras/baseline_blend.py:BASELINE_TOL",
-}
+PENDING: set[str] = set()
 
 
 def test_no_public_docstring_holds_benchmark_figures():

@@ -132,7 +132,6 @@ def library_versions() -> dict[str, str]:
     }
 
 
-
 def _baseline_row(choice: dict[str, Any]) -> list[str]:
     """The card's row on the tuned baseline mixed into the predictions (``fit_stages``)."""
     validation = choice.get("validation", {})
@@ -147,6 +146,7 @@ def _baseline_row(choice: dict[str, Any]) -> list[str]:
         f"β = {share} (C = {choice.get('C', 0):g}), chosen on {choice.get('val_rows', '?')} "
         f"validation samples: AP {ap('0')} alone, {ap('1')} baseline, {ap(share)} mixed |"
     ]
+
 
 def model_card(metadata: Mapping[str, Any], metrics: Mapping[str, float]) -> str:
     """The Markdown model card of an entry (what ``README.md`` holds)."""
