@@ -52,24 +52,16 @@ SCRIPT = textwrap.dedent(
     data = Path(os.environ["WHEEL_TEST_DATA"])
     records = zoo.read_registry()["models"]
 
-    scene = zoo.load("scene")
-    test, files = from_folder(
-        data / "miml_scene" / "images", data / "miml_scene" / "labels.csv", split="test",
-        split_json=data / "miml_scene" / "split.json",
-        image_size=tuple(scene.image_embedder.image_size), batch_size=32,
-    )
-    report["scene"] = evaluate(files.labels, scene.predict(test, verbose=0))
-    report["scene_published"] = records["scene"]["versions"][records["scene"]["latest"]]["metrics"]
-
-    ucm = zoo.load("ucm")
-    test, files = from_folder(
-        data / "ucm" / "images", data / "ucm" / "labels.csv", split="test",
-        split_json=data / "ucm" / "split.json",
-        image_size=tuple(ucm.image_embedder.image_size), batch_size=32,
-    )
-    report["ucm"] = evaluate(files.labels, ucm.predict(test, verbose=0))
-    report["ucm_published"] = records["ucm"]["versions"][records["ucm"]["latest"]]["metrics"]
-    report["ucm_baseline_weight"] = ucm.baseline_weight
+    for name, folder in (("scene", "miml_scene"), ("ucm", "ucm")):
+        model = zoo.load(name)
+        test, files = from_folder(
+            data / folder / "images", data / folder / "labels.csv", split="test",
+            split_json=data / folder / "split.json",
+            image_size=tuple(model.image_embedder.image_size), batch_size=32,
+        )
+        report[name] = evaluate(files.labels, model.predict(test, verbose=0))
+        report[f"{name}_published"] = records[name]["versions"][records[name]["latest"]]["metrics"]
+        report[f"{name}_baseline_weight"] = model.baseline_weight
 
     features = RETDM.from_preset("scene-features")
     mulan = load_arff(data / "mulan" / "scene" / "scene-test.arff",
