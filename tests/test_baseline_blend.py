@@ -15,6 +15,7 @@ from sklearn.metrics import average_precision_score, label_ranking_average_preci
 
 from retdm_keras import RETDM, fit_stages
 from retdm_keras.baseline_blend import (
+    BASELINE_TOL,
     BLEND_WEIGHTS,
     baseline_features,
     baseline_scaling,
@@ -162,7 +163,8 @@ def test_fit_baseline_blend_chooses_the_share_that_scores_best_on_validation():
     model = feature_model()  # untrained: a poor RETDM, the baseline should take over
     p_retdm = model.predict(x[300:], verbose=0)
     blend = fit_baseline_blend(model, x[:300], y[:300], x[300:], y[300:], verbose=0)
-    lr = BinaryRelevanceLR(scaling="standard", refit=False).fit(x[:300], y[:300], x[300:], y[300:])
+    lr = BinaryRelevanceLR(scaling="standard", refit=False, tol=BASELINE_TOL)
+    lr.fit(x[:300], y[:300], x[300:], y[300:])
     assert blend.C == lr.C_ and blend.scaling == "standard"
     p_lr = lr.predict_proba(x[300:])
     totals = {}
@@ -174,7 +176,7 @@ def test_fit_baseline_blend_chooses_the_share_that_scores_best_on_validation():
     assert blend.weight == max(totals, key=lambda w: (totals[w], -w))
     assert blend.weight >= 0.5 and model.baseline_weight == blend.weight
     # the stored baseline is refit with the chosen C on training + validation rows
-    final = BinaryRelevanceLR([blend.C]).fit(x, y)
+    final = BinaryRelevanceLR([blend.C], tol=BASELINE_TOL).fit(x, y)
     model.set_baseline(0.0)
     alone = model.predict(x[:50], verbose=0)
     model.set_baseline(blend.weight)
