@@ -30,12 +30,12 @@ demo-finetune: $(STAMP)  ## fine-tune MobileNetV2: BCE and RETDM on MIML scene (
 	$(PY) examples/scene_finetune_demo.py
 
 test: $(STAMP)  ## the whole test suite (lint included)
-	$(VENV)/bin/ruff check retdm_keras retdm_keras_cli tests examples benchmarks
+	$(VENV)/bin/ruff check retdm_keras retdm_keras_cli tests examples benchmarks docs/_gen
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check retdm_keras retdm_keras_cli tests examples benchmarks
-	$(VENV)/bin/ruff format --check retdm_keras retdm_keras_cli tests examples benchmarks
+	$(VENV)/bin/ruff check retdm_keras retdm_keras_cli tests examples benchmarks docs/_gen
+	$(VENV)/bin/ruff format --check retdm_keras retdm_keras_cli tests examples benchmarks docs/_gen
 
 docs: $(STAMP)  ## the documentation site -> site/ (mkdocs build --strict: any warning fails)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
