@@ -40,7 +40,6 @@ import numpy as np
 
 from retdm_keras.baselines.logistic import DEFAULT_CS, BinaryRelevanceLR
 from retdm_keras.metrics.evaluation import evaluate
-from retdm_keras.model import INPUT_KEYS
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from retdm_keras.model import RETDM
@@ -251,24 +250,12 @@ def _predict_features(model: RETDM, features: np.ndarray) -> np.ndarray:
 def baseline_features(model: RETDM, dataset) -> tuple[np.ndarray, np.ndarray]:
     """``(features, labels)`` of a dataset of ``(inputs, labels)`` batches, as the baseline
     reads them: the input vectors of ``"mlp"`` (or of a ``"backbone_features"`` batch), and
-    the pooled backbone features of raw images (``RETDM.backbone_features``)."""
+    the pooled backbone features of raw images (``RETDM.baseline_inputs``)."""
     features, labels = [], []
     for element in dataset:
         x, y = element[0], element[1]
-        kind, tensor = _kind_and_tensor(x)
-        if kind == "images" and model.backbone != "mlp":
-            tensor = model.backbone_features(tensor)
-        features.append(np.asarray(tensor, np.float32))
+        features.append(np.asarray(model.baseline_inputs(x), np.float32))
         labels.append(np.asarray(y, np.float32))
     if not features:
         raise ValueError("the dataset is empty: no rows to fit the baseline on")
     return np.concatenate(features), np.concatenate(labels)
-
-
-def _kind_and_tensor(x) -> tuple[str, Any]:
-    if isinstance(x, dict):
-        for key in INPUT_KEYS:
-            if key in x:
-                return key, x[key]
-        raise ValueError(f"an input dict needs one of {INPUT_KEYS} entries, got {sorted(x)}")
-    return "images", x

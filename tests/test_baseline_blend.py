@@ -211,6 +211,10 @@ def test_baseline_features_of_images_are_the_pooled_backbone_features():
     features, got_labels = baseline_features(model, ds)
     np.testing.assert_allclose(features, np.asarray(model.backbone_features(images)), atol=1e-5)
     np.testing.assert_array_equal(got_labels, labels)
+    pooled = np.asarray(model.backbone_features(images[:2]))  # already pooled: as they are
+    np.testing.assert_array_equal(model.baseline_inputs({"backbone_features": pooled}), pooled)
+    x, _ = synthetic(5)
+    np.testing.assert_array_equal(feature_model().baseline_inputs({"features": x}), x)
 
 
 # --------------------------------------------------------------------------- fit_stages

@@ -99,10 +99,23 @@ class ForwardPassMixin:
         embedder and the baseline)."""
         if self.baseline_head is None or self.baseline_weight == 0.0:
             return kind, tensor, None
+        kind, tensor = self._baseline_view(kind, tensor, training)
+        return kind, tensor, tensor
+
+    def _baseline_view(self, kind: str, tensor, training):
+        """``(kind, tensor)`` with raw images replaced by their pooled backbone features
+        (``"backbone_features"``); feature vectors and pooled features as they are."""
         if kind == "images" and self.backbone != "mlp":
             tensor = self.image_embedder.backbone_features(tensor, training=training)
             kind = BACKBONE_FEATURES
-        return kind, tensor, tensor
+        return kind, tensor
+
+    def baseline_inputs(self, inputs, training: bool = False):
+        """What ``baseline_head`` reads for a batch (array, tensor or input dict): the pooled
+        backbone features of raw images, the input vectors of ``"mlp"``, a
+        ``"backbone_features"`` batch as it is."""
+        kind, x, _ = self._split_inputs(inputs)
+        return self._baseline_view(kind, x, training)[1]
 
     def blended_with_baseline(self, probabilities, baseline_x):
         """``(1 - β) · probabilities + β · baseline_head(baseline_x)`` for
