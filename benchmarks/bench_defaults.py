@@ -65,11 +65,20 @@ def data_args(data: Path, name: str) -> list[str]:
             "--labels-xml", str(root / xml)]  # fmt: skip
 
 
-def train(data: Path, name: str, out: Path, seed: int, extra: list[str]) -> float:
-    """Run ``retdm-keras train`` (default options + ``extra``); its log goes to out/log.txt."""
+def train(
+    data: Path,
+    name: str,
+    out: Path,
+    seed: int,
+    extra: list[str],
+    data_options: list[str] | None = None,
+) -> float:
+    """Run ``retdm-keras train`` (default options + ``extra``) on set ``name`` (or on
+    ``data_options``); its log goes to out/log.txt."""
     shutil.rmtree(out, ignore_errors=True)  # a fresh run (an old backup/ would be refused)
     out.mkdir(parents=True)
-    argv = [sys.executable, "-m", "retdm_keras.cli", "train", *data_args(data, name),
+    options = data_args(data, name) if data_options is None else data_options
+    argv = [sys.executable, "-m", "retdm_keras.cli", "train", *options,
             "--seed", str(seed), "--out", str(out), *extra]  # fmt: skip
     started = time.time()
     with open(out / "log.txt", "w") as log_file:
@@ -144,8 +153,9 @@ def anchors(data: Path, name: str, model_path: Path) -> dict:
     return out
 
 
-def run_defaults(seeds, data: Path, sets=None, work: Path | None = None) -> dict:
-    """The section's results: ``{"sets": {name: {...}}}``."""
+def run_defaults(seeds, data: Path, sets=None, work: Path | None = None, bce: bool = True) -> dict:
+    """The section's results: ``{"sets": {name: {...}}}`` (``bce=False``: without the BCE
+    runs, for a caller that keeps stored ones)."""
     work = work or REPO / "runs" / "bench_defaults"
     names = list(sets or [*IMAGE_SETS, *MULAN_SETS])
     results: dict = {"sets": {}, "seeds": list(seeds)}
@@ -167,7 +177,7 @@ def run_defaults(seeds, data: Path, sets=None, work: Path | None = None) -> dict
         entry.update(anchors(data, name, work / name / f"retdm-{seeds[0]}" / "model.keras"))
         results["sets"][name] = entry
         _save(results)
-    for name in names:
+    for name in names if bce else ():
         entry = results["sets"][name]
         for seed in seeds:
             out = work / name / f"bce-{seed}"
@@ -192,12 +202,22 @@ def _save(results: dict) -> None:
     path.write_text(json.dumps(results, indent=1, default=float))
 
 
-if __name__ == "__main__":  # python benchmarks/bench_defaults.py [set ...]
+if __name__ == "__main__":  # python benchmarks/bench_defaults.py [--keep-bce] [set ...]
     from bench_common import configure_environment, data_dir, write_json
 
     root = data_dir()
     configure_environment(root)
     os.environ.setdefault("RETDM_DATA_DIR", str(root))
-    chosen = sys.argv[1:] or None
-    result = run_defaults([0, 1, 2], root, chosen)
-    write_json(REPO / "benchmarks" / "results" / "defaults_full.json", result)
+    keep_bce = "--keep-bce" in sys.argv  # the BCE runs do not depend on the default's changes
+    chosen = [a for a in sys.argv[1:] if a != "--keep-bce"] or None
+    result = run_defaults([0, 1, 2], root, chosen, bce=not keep_bce)
+    path = REPO / "benchmarks" / "results" / "defaults_full.json"
+    if chosen and path.exists():  # some sets re-run: the others keep their stored numbers
+        stored = json.loads(path.read_text())["sets"]
+        for name, entry in result["sets"].items():
+            if keep_bce:
+                entry["bce"] = stored[name]["bce"]
+                entry["seconds"]["bce"] = stored[name]["seconds"]["bce"]
+            stored[name] = entry
+        result = {**result, "sets": stored}
+    write_json(path, result)
