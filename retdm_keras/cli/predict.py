@@ -26,7 +26,7 @@ def _read_image(path: str, image_size: tuple[int, int]) -> np.ndarray:
     import tensorflow as tf
 
     from retdm_keras.data import eval_transform
-    from retdm_keras.data.folder_csv import decode_image_file
+    from retdm_keras.data.image_decode import decode_image_file
 
     if not os.path.isfile(path):
         raise CLIError(f"image file not found: {path}")

@@ -7,6 +7,8 @@
 * :mod:`~retdm_keras.data.splits` -- split files (split name -> filenames).
 * :mod:`~retdm_keras.data.augment` -- the paper's multi-scale five-crop + flip
   training transform and the resize-only evaluation transform.
+* :mod:`~retdm_keras.data.image_decode` -- one image file to uint8 RGB pixels (16-bit PNGs
+  scaled, not truncated).
 * :mod:`~retdm_keras.data.image_check` -- check every image file once before a pipeline
   is built (corrupt, truncated, unsupported, tiny, huge); error or skip-and-report.
 * :mod:`~retdm_keras.data.folder_csv` -- image folder + CSV to a batched
@@ -27,7 +29,7 @@ from retdm_keras.data.arff import load_arff
 from retdm_keras.data.augment import eval_transform, train_transform
 from retdm_keras.data.coco import COCO_CLASSES, coco_multi_hot, read_coco_instances
 from retdm_keras.data.features import FeatureSet, check_multi_hot, feature_dataset
-from retdm_keras.data.folder_csv import decode_image_file, from_folder, image_dataset
+from retdm_keras.data.folder_csv import from_folder, image_dataset
 from retdm_keras.data.image_check import (
     BadImage,
     BadImageError,
@@ -35,6 +37,7 @@ from retdm_keras.data.image_check import (
     check_images,
     find_bad_images,
 )
+from retdm_keras.data.image_decode import decode_image_file
 from retdm_keras.data.labeled_files import LabeledFiles, check_files_exist
 from retdm_keras.data.labels import NoLabelsWarning, read_labels_csv
 from retdm_keras.data.mulan import read_labels_xml

@@ -36,6 +36,7 @@ __all__ = [
     "DEFAULT_SCALES",
     "NUM_CROP_POSITIONS",
     "AUGMENTATION_ID",
+    "as_hw",
 ]
 
 DEFAULT_SCALES: tuple[float, ...] = (1.0, 0.875, 0.75, 0.66)
@@ -49,7 +50,8 @@ ImageSize = int | Sequence[int]
 Seed = int | Sequence[int] | tf.Tensor | None
 
 
-def _as_hw(image_size: ImageSize) -> tuple[int, int]:
+def as_hw(image_size: ImageSize) -> tuple[int, int]:
+    """``image_size`` as ``(height, width)`` (an int is a square); both must be positive."""
     if isinstance(image_size, int):
         hw = (image_size, image_size)
     else:
@@ -114,7 +116,7 @@ def train_transform(
     Returns:
         float32 ``(height, width, 3)`` tensor with values in ``[0, 255]``.
     """
-    hw = _as_hw(image_size)
+    hw = as_hw(image_size)
     if resize_to < 1:
         raise ValueError(f"resize_to must be positive, got {resize_to}")
     scales = tuple(float(s) for s in scales)
@@ -151,6 +153,6 @@ def eval_transform(image: tf.Tensor, image_size: ImageSize) -> tf.Tensor:
     Returns:
         float32 ``(height, width, 3)`` tensor with values in ``[0, 255]``.
     """
-    out = _resize(_as_float_image(image), _as_hw(image_size))
+    out = _resize(_as_float_image(image), as_hw(image_size))
     out.set_shape((out.shape[0], out.shape[1], 3))
     return out

@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from retdm_keras.data.augment import AUGMENTATION_ID, _as_hw, eval_transform, train_transform
+from retdm_keras.data.augment import AUGMENTATION_ID, as_hw, eval_transform, train_transform
 from retdm_keras.data.image_check import (
     BAD_IMAGE_ACTIONS,
     DEFAULT_MAX_IMAGE_PIXELS,
@@ -55,6 +55,7 @@ from retdm_keras.data.image_check import (
     BadImageWarning,
     check_images,
 )
+from retdm_keras.data.image_decode import decode_image_file
 from retdm_keras.data.labels import (
     LabeledFiles,
     check_files_exist,
@@ -62,42 +63,13 @@ from retdm_keras.data.labels import (
     read_labels_csv,
 )
 
+# decode_image_file lives in image_decode (image_check uses it too); it stays importable here
 __all__ = ["image_dataset", "from_folder", "decode_image_file", "SOURCE_ATTRIBUTE", "source_of"]
 
 SOURCE_ATTRIBUTE = "retdm_source"
 """Attribute of the datasets :func:`image_dataset` returns: a dict describing what they read
 (``image_dir``, ``files``, ``image_size``, ``training``, ``shuffle``, ``seed``,
 ``augmentation``). Frozen-backbone training keys its feature cache on it."""
-
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def decode_image_file(path: tf.Tensor) -> tf.Tensor:
-    """Read and decode one JPEG/PNG/GIF/BMP/WebP file to a uint8 ``(H, W, 3)`` tensor.
-
-    Grayscale images are replicated to 3 channels and an alpha channel is
-    dropped (``tf.io.decode_image(channels=3)``); for an animated GIF only the
-    first frame is used. A 16-bit PNG is decoded at 16 bits and scaled to
-    ``round(v * 255 / 65535)`` (TensorFlow's own 8-bit decode drops the low byte).
-    """
-    data = tf.io.read_file(path)
-    # PNG signature, then the IHDR chunk: its bit depth is byte 24.
-    header = tf.strings.substr(data, 0, 25) + tf.constant(b"\0" * 25)
-    is_png16 = tf.logical_and(
-        tf.equal(tf.strings.substr(header, 0, 8), _PNG_SIGNATURE),
-        tf.equal(tf.strings.substr(header, 24, 1), b"\x10"),
-    )
-
-    def decode_png16() -> tf.Tensor:
-        wide = tf.cast(tf.io.decode_png(data, channels=3, dtype=tf.uint16), tf.float32)
-        return tf.cast(tf.round(wide * (255.0 / 65535.0)), tf.uint8)
-
-    def decode_any() -> tf.Tensor:
-        return tf.io.decode_image(data, channels=3, expand_animations=False)
-
-    image = tf.cond(is_png16, decode_png16, decode_any)
-    image.set_shape((None, None, 3))
-    return image
 
 
 def image_dataset(
@@ -224,7 +196,7 @@ def image_dataset(
         {
             "image_dir": os.path.abspath(root),
             "files": files,
-            "image_size": list(_as_hw(image_size)),
+            "image_size": list(as_hw(image_size)),
             "batch_size": int(batch_size),
             "drop_remainder": bool(drop_remainder),
             "training": bool(training),

@@ -18,7 +18,7 @@ A corrupt, truncated or unsupported file that reaches ``tf.io.decode_image`` ins
   checksums and markers are intact (e.g. a corrupt PNG stream with recomputed CRCs).
 
 ``full=True`` instead decodes every image with the pipeline's own decoder
-(:func:`~retdm_keras.data.folder_csv.decode_image_file`): slower, but whatever passes will
+(:func:`~retdm_keras.data.image_decode.decode_image_file`): slower, but whatever passes will
 decode in training. Nothing is cached.
 
 Grayscale, palette, RGBA and 16-bit images are *not* bad: the pipeline converts them to
@@ -142,7 +142,7 @@ def _inspect(path: str, min_size: int, max_pixels: int | None, full: bool) -> st
     if full:
         import tensorflow as tf
 
-        from retdm_keras.data.folder_csv import decode_image_file
+        from retdm_keras.data.image_decode import decode_image_file
 
         try:
             decode_image_file(tf.constant(path))
