@@ -31,7 +31,7 @@ or get RETDM batches ``({"images", "index"}, labels)``, the element structure of
 ``retdm_keras.data.yolo``.
 """
 
-from retdm_keras.datasets._builder import MultiLabelImageBuilder
+from retdm_keras.datasets.builder import MultiLabelImageBuilder
 from retdm_keras.datasets.miml_scene import MIML_SCENE_LABELS, MimlScene
 from retdm_keras.datasets.mirflickr25k import MIRFLICKR25K_LABELS, Mirflickr25k, read_mirflickr25k
 from retdm_keras.datasets.nus_wide import NUS_WIDE_LABELS, NusWide, read_nus_wide

@@ -17,7 +17,7 @@ from pathlib import Path
 import tensorflow_datasets as tfds
 
 from retdm_keras.data.labels import load_split, read_labels_csv
-from retdm_keras.datasets._builder import MultiLabelImageBuilder, SplitFiles
+from retdm_keras.datasets.builder import MultiLabelImageBuilder, SplitFiles
 
 MIML_SCENE_LABELS: tuple[str, ...] = ("desert", "mountains", "sea", "sunset", "trees")
 

@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from retdm_keras.data.labels import LabeledFiles, load_split
-from retdm_keras.datasets._builder import (
+from retdm_keras.datasets.builder import (
     MultiLabelImageBuilder,
     SplitFiles,
     labelled_only,

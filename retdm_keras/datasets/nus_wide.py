@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from retdm_keras.data.labels import LabeledFiles
-from retdm_keras.datasets._builder import (
+from retdm_keras.datasets.builder import (
     MultiLabelImageBuilder,
     SplitFiles,
     existing_images,

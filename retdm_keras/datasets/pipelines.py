@@ -122,7 +122,8 @@ def prepare(
     manual_dir: str | os.PathLike[str] | None = None,
 ) -> tfds.core.DatasetBuilder:
     """``tfds.builder(name)`` with its data prepared (from ``manual_dir`` when given)."""
-    import retdm_keras.datasets  # noqa: F401  (registers this package's builders)
+    # registers this package's builders with tfds
+    from retdm_keras.datasets import miml_scene, mirflickr25k, nus_wide  # noqa: F401
 
     builder = tfds.builder(name, data_dir=None if data_dir is None else os.fspath(data_dir))
     config = None
