@@ -17,7 +17,7 @@ name is then imported on first use (PEP 562), and :func:`import_all` imports the
 import importlib as _importlib
 import os as _os
 
-__version__ = "0.1.0"
+from retdm_keras.version import __version__ as __version__
 
 _LAZY_IMPORT_ENV = "RETDM_KERAS_LAZY_IMPORT"
 

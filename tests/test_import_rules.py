@@ -34,6 +34,7 @@ ALLOWED = {
         "retdm_keras.model",
         "retdm_keras.metrics",
         "retdm_keras.metric_names",
+        "retdm_keras.version",
     ),
     "retdm_keras.data": ("retdm_keras.data", "retdm_keras.files"),
 }

@@ -121,10 +121,10 @@ def library_versions() -> dict[str, str]:
     import numpy as np
     import tensorflow as tf
 
-    import retdm_keras
+    from retdm_keras.version import __version__
 
     return {
-        "retdm_keras": retdm_keras.__version__,
+        "retdm_keras": __version__,
         "keras": keras.__version__,
         "tensorflow": tf.__version__,
         "numpy": np.__version__,
@@ -378,7 +378,8 @@ def load_entry(entry_dir: str | os.PathLike[str], *, verify: bool = True) -> RET
     """
     import keras
 
-    import retdm_keras  # noqa: F401  (registers the serializable classes)
+    # No 'import retdm_keras' for the serializable classes: the package __init__ ran before
+    # this module was imported (eager, it registers them all; the CLI runs import_all()).
     from retdm_keras.model import RETDM
 
     folder = Path(entry_dir)
