@@ -20,7 +20,7 @@ from retdm_keras import backbone_runtime as runtime
 from retdm_keras.backbone_runtime import function as runtime_function
 from retdm_keras.backbone_runtime import onnx_backbone
 from retdm_keras.cli import build_parser
-from retdm_keras.cli._common import backbone_runtime_option
+from retdm_keras.cli.common import backbone_runtime_option
 from retdm_keras.embedders import ImageEmbedder
 from retdm_keras.frozen_features import FeatureCache, cached_features, extract_features
 

@@ -262,14 +262,14 @@ E0000 00:00:1795977198.097297    2875 cuda.cc:40] an error
     ],
 )
 def test_drop_startup_noise(level, kept):
-    from retdm_keras.cli._startup import drop_startup_noise
+    from retdm_keras.cli.startup import drop_startup_noise
 
     lines = LOAD_TIME_STDERR.splitlines(keepends=True)
     assert drop_startup_noise(LOAD_TIME_STDERR, level) == "".join(lines[i] for i in kept)
 
 
 def test_tf_log_level_switches(monkeypatch):
-    from retdm_keras.cli._startup import tf_log_level
+    from retdm_keras.cli.startup import tf_log_level
 
     for name in SWITCHES:
         monkeypatch.delenv(name, raising=False)

@@ -220,7 +220,7 @@ def test_every_package_folder_is_covered():
         ("retdm_keras.data.coco", "from retdm_keras import zoo", "may not"),
         ("retdm_keras.training", "from retdm_keras import zoo", "only"),
         ("retdm_keras.training", "from retdm_keras.recipes import Recipe", "only"),
-        ("retdm_keras.export", "from retdm_keras.cli._common import CLIError", "only"),
+        ("retdm_keras.export", "from retdm_keras.cli.common import CLIError", "only"),
         ("retdm_keras.model.objective", "from retdm_keras import zoo", "only"),
         ("retdm_keras.recipes.run", "from retdm_keras.zoo.loading import load", "use only"),
         ("retdm_keras.recipes.run", "from retdm_keras import zoo", "use only"),
@@ -238,7 +238,7 @@ def test_each_rule_can_fail(module, source, expected):
 @pytest.mark.parametrize(
     ("module", "source"),
     [
-        ("retdm_keras.cli.train", "from retdm_keras.cli._common import _save_model"),
+        ("retdm_keras.cli.train", "from retdm_keras.cli.common import _save_model"),
         ("retdm_keras.cli.train", "from retdm_keras.cli import _common\n_common._first_line"),
         ("retdm_keras.zoo.listing", "from retdm_keras.zoo.registry import _next_version"),
         ("retdm_keras.zoo.entry", "import retdm_keras\nfrom retdm_keras.model import RETDM"),

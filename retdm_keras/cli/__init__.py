@@ -68,8 +68,10 @@ them all; a ``TF_CPP_MIN_LOG_LEVEL`` you set is kept.
 
 One module per command (``retdm_keras.cli.train``, ``.tune``, ``.evaluate``, ``.calibrate``,
 ``.predict``, ``.export``, ``.publish``, ``.zoo``), each with its ``add_parser`` and
-``cmd_*``; ``_training`` holds the options and builders ``train`` and ``tune`` share,
-``_common`` what all commands share.
+``cmd_*``. What several commands share is in public modules of this package: ``options``
+(the options of ``train`` and ``tune``, their groups and checks) and ``training`` (the data
+and model those options build), ``common`` (what all commands share) and ``startup``
+(loading TensorFlow without its start-up logs).
 """
 
 from __future__ import annotations
@@ -80,7 +82,8 @@ from collections.abc import Sequence
 
 from retdm_keras import recipes
 from retdm_keras.cli import calibrate, evaluate, export, predict, publish, train, tune, zoo
-from retdm_keras.cli._common import (
+from retdm_keras.cli.calibrate import CALIBRATION_METHODS, cmd_calibrate
+from retdm_keras.cli.common import (
     EXIT_USAGE,
     PROG,
     CLIError,
@@ -89,14 +92,13 @@ from retdm_keras.cli._common import (
     load_model,
     write_json,
 )
-from retdm_keras.cli._startup import import_tensorflow, tf_log_level
-from retdm_keras.cli._training import build_model
-from retdm_keras.cli.calibrate import CALIBRATION_METHODS, cmd_calibrate
 from retdm_keras.cli.evaluate import cmd_evaluate
 from retdm_keras.cli.export import EXPORT_SUFFIXES, cmd_export
 from retdm_keras.cli.predict import cmd_predict
 from retdm_keras.cli.publish import cmd_publish
+from retdm_keras.cli.startup import import_tensorflow, tf_log_level
 from retdm_keras.cli.train import cmd_train
+from retdm_keras.cli.training import build_model
 from retdm_keras.cli.tune import OBJECTIVE_BASES, SEARCHABLE, TUNERS, cmd_tune
 from retdm_keras.cli.zoo import cmd_zoo_fetch, cmd_zoo_list
 
@@ -177,7 +179,7 @@ def _is_input_error(err: BaseException) -> bool:
 
 
 def _load_library(*, debug: bool) -> None:
-    """Import TensorFlow (its start-up logs quiet unless ``debug``, see ``_startup``), then
+    """Import TensorFlow (its start-up logs quiet unless ``debug``, see ``startup``), then
     the whole package, as a plain ``import retdm_keras`` does: the commands and the models
     they load need its Keras classes registered, also when the ``retdm-keras`` script
     imported the package lazily."""

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from retdm_keras import recipes
-from retdm_keras.cli._common import (
+from retdm_keras.cli.common import (
     MODEL_HELP,
     PROG,
     CLIError,

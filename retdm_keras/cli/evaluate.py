@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from retdm_keras.cli._common import (
+from retdm_keras.cli.common import (
     FEATURE_BACKBONE,
     MODEL_HELP,
     CLIError,

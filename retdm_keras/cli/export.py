@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any
 
-from retdm_keras.cli._common import (
+from retdm_keras.cli.common import (
     MODEL_HELP,
     PROG,
     CLIError,

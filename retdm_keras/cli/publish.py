@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from retdm_keras import zoo
-from retdm_keras.cli._common import PROG, _DefaultsFormatter
+from retdm_keras.cli.common import PROG, _DefaultsFormatter
 
 
 def cmd_publish(args: argparse.Namespace) -> int:

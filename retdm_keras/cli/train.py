@@ -10,7 +10,7 @@ import shutil
 from typing import Any
 
 from retdm_keras import recipes, zoo
-from retdm_keras.cli._common import (
+from retdm_keras.cli.common import (
     PROG,
     CLIError,
     _DefaultsFormatter,
@@ -22,7 +22,7 @@ from retdm_keras.cli._common import (
     add_backbone_runtime_argument,
     write_json,
 )
-from retdm_keras.cli._options import (
+from retdm_keras.cli.options import (
     DATA_OPTIONS,
     FIT_OPTIONS,
     FROZEN_OPTIONS,
@@ -36,7 +36,7 @@ from retdm_keras.cli._options import (
     _feature_cache,
     _reject_written,
 )
-from retdm_keras.cli._training import (
+from retdm_keras.cli.training import (
     _describe_sizes,
     _train_data,
     build_model,

@@ -10,7 +10,7 @@ import sys
 from typing import Any
 
 from retdm_keras import recipes
-from retdm_keras.cli._common import (
+from retdm_keras.cli.common import (
     PROG,
     CLIError,
     _DefaultsFormatter,
@@ -19,7 +19,7 @@ from retdm_keras.cli._common import (
     add_backbone_runtime_argument,
     write_json,
 )
-from retdm_keras.cli._options import (
+from retdm_keras.cli.options import (
     DATA_OPTIONS,
     FIT_OPTIONS,
     MODEL_OPTIONS,
@@ -29,7 +29,7 @@ from retdm_keras.cli._options import (
     _check_fit_options,
     _reject_written,
 )
-from retdm_keras.cli._training import (
+from retdm_keras.cli.training import (
     _build_with_fallback,
     _describe_sizes,
     _model_kwargs,

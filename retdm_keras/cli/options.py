@@ -1,12 +1,12 @@
 """The options of ``train`` and ``tune``: their argparse groups, the names (dests) of each
-group, and the checks on them that need no data (what they build is ``_training``'s)."""
+group, and the checks on them that need no data (what they build is ``training``'s)."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
 
-from retdm_keras.cli._common import DEFAULT_IMAGE_BACKBONE, CLIError
+from retdm_keras.cli.common import DEFAULT_IMAGE_BACKBONE, CLIError
 from retdm_keras.recipes import ModelSpec, TrainingSpec
 
 # The options of train/tune by group (argparse dests); with --recipe the recipe holds them.

@@ -1,5 +1,5 @@
 """What the options of ``train`` and ``tune`` build: the training data and the model
-(the options themselves are ``_options``'s).
+(the options themselves are ``options``'s).
 
 The datasets come from the functions recipes use (``recipes.image_folder_data``,
 ``recipes.arff_data``, ``recipes.build_datasets``); the option checks and their messages
@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from retdm_keras import recipes
-from retdm_keras.cli._common import (
+from retdm_keras.cli.common import (
     DEFAULT_IMAGE_BACKBONE,
     FEATURE_BACKBONE,
     PROG,
