@@ -87,8 +87,8 @@ from retdm_keras.cli.common import (
     EXIT_USAGE,
     PROG,
     CLIError,
-    _first_line,
     backbone_runtime_option,
+    first_line,
     load_model,
     write_json,
 )
@@ -214,5 +214,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as err:
         if args.debug or not _is_input_error(err):
             raise
-        print(f"{PROG}: error: {_first_line(err)}", file=sys.stderr)
+        print(f"{PROG}: error: {first_line(err)}", file=sys.stderr)
         return EXIT_USAGE

@@ -12,14 +12,14 @@ from retdm_keras.cli.common import (
     MODEL_HELP,
     PROG,
     CLIError,
-    _check_val_fraction,
-    _DefaultsFormatter,
-    _reject_arff_only_options,
-    _require_file,
-    _save_model,
-    _scores,
+    DefaultsFormatter,
     add_backbone_runtime_argument,
+    check_val_fraction,
     load_model,
+    predict_scores,
+    reject_arff_only_options,
+    require_file,
+    save_model,
     write_json,
 )
 from retdm_keras.cli.evaluate import _check_input_kind, _feature_eval_data, _image_eval_data
@@ -45,7 +45,7 @@ def _calibration_data(
     if image_mode:
         from retdm_keras.data import load_split
 
-        _require_file(args.split_json, "split file")
+        require_file(args.split_json, "split file")
         available = load_split(args.split_json)
         val_split = args.val_split or "val"
         for option, name in (("--val-split", val_split), ("--test-split", args.test_split)):
@@ -101,14 +101,14 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if image_mode:
         if args.data_dir is None or args.labels is None or args.split_json is None:
             raise CLIError("calibrate needs --data-dir, --labels and --split-json (the val split)")
-        _reject_arff_only_options(args)
+        reject_arff_only_options(args)
     else:
         if args.val_fraction is None:
             raise CLIError(
                 "calibrate --arff-train needs --val-fraction (and the --seed used by train) to "
                 "hold out the validation rows"
             )
-        _check_val_fraction(args.val_fraction)
+        check_val_fraction(args.val_fraction)
         if args.val_split is not None or args.test_split is not None:
             raise CLIError("--val-split/--test-split only apply with --split-json")
     if args.k is not None and args.method != "top_k":
@@ -124,7 +124,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     _check_input_kind(model, args.model, image_mode, "--arff-train")
     (val_ds, y_val, val_title), test = _calibration_data(args, model, image_mode)
-    rule = calibrate(y_val, _scores(model, val_ds), args.method, k=args.k)
+    rule = calibrate(y_val, predict_scores(model, val_ds), args.method, k=args.k)
     names = model.label_names or [str(j) for j in range(model.num_labels)]
     print(f"{args.method} on {val_title}: {_describe_rule(rule, names)}")
     report: dict[str, Any] = {
@@ -136,7 +136,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     }
     if test is not None:
         test_ds, y_test, test_title = test
-        table = compare_thresholds(y_test, _scores(model, test_ds), rule)
+        table = compare_thresholds(y_test, predict_scores(model, test_ds), rule)
         print(f"{test_title}, 0.5 vs {rule.method}:")
         print(format_table(table))
         report["test"] = {"data": test_title, "samples": len(y_test), "metrics": table}
@@ -145,7 +145,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if args.save is not None:
         apply_to_model(model, rule)
         os.makedirs(os.path.dirname(os.path.abspath(args.save)), exist_ok=True)
-        _save_model(model, args.save)
+        save_model(model, args.save)
         print(f"{PROG}: saved {args.save} with the {rule.method} rule")
     return 0
 
@@ -158,7 +158,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "Choose a decision rule on the validation data, compare it with 0.5 on the test "
             "data (if any), and with --save store it in a copy of the model."
         ),
-        formatter_class=_DefaultsFormatter,
+        formatter_class=DefaultsFormatter,
     )
     p.add_argument("model", help=MODEL_HELP)
     images = p.add_argument_group("image data")

@@ -33,7 +33,7 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> None:
     files.write_json(path, obj)
 
 
-def _save_model(model: RETDM, path: str) -> None:
+def save_model(model: RETDM, path: str) -> None:
     """``model.save(path)`` atomically (the temporary file keeps the ``.keras`` suffix)."""
     files.atomic_write(path, model.save, suffix=".keras")
 
@@ -43,7 +43,7 @@ def _run_config(args: argparse.Namespace) -> dict[str, Any]:
     return {k: v for k, v in vars(args).items() if k not in ("func", "written")}
 
 
-def _write_run_config(args: argparse.Namespace, path: str, data: Any, weights: Any) -> None:
+def write_run_config(args: argparse.Namespace, path: str, data: Any, weights: Any) -> None:
     """Write the options plus what the data and weights turned out to be."""
     config = _run_config(args)
     config.update(weights_used=weights, label_names=data.label_names, sizes=data.sizes)
@@ -52,7 +52,7 @@ def _write_run_config(args: argparse.Namespace, path: str, data: Any, weights: A
     write_json(path, config)
 
 
-def _reject_arff_only_options(args: argparse.Namespace) -> None:
+def reject_arff_only_options(args: argparse.Namespace) -> None:
     """Options that only mean something with ``--arff-train`` are an error without it."""
     given = [
         opt
@@ -67,12 +67,13 @@ def _reject_arff_only_options(args: argparse.Namespace) -> None:
         raise CLIError(f"{', '.join(given)} only apply with --arff-train")
 
 
-def _first_line(err: BaseException) -> str:
+def first_line(err: BaseException) -> str:
+    """The first line of an error's message (its type's name when it has none)."""
     text = getattr(err, "message", None) or str(err) or type(err).__name__
     return text.strip().splitlines()[0] if text.strip() else type(err).__name__
 
 
-def _is_download_failure(err: BaseException) -> bool:
+def is_download_failure(err: BaseException) -> bool:
     """Whether ``err`` says the ImageNet weights could not be fetched (not a config error)."""
     import urllib.error
 
@@ -84,13 +85,15 @@ def _is_download_failure(err: BaseException) -> bool:
     return "URL fetch failure" in text or "Incomplete or corrupted file" in text
 
 
-def _require_file(path: str, what: str) -> str:
+def require_file(path: str, what: str) -> str:
+    """``path`` when it is a file; else a ``CLIError`` naming ``what``."""
     if not os.path.isfile(path):
         raise CLIError(f"{what} not found: {path}")
     return path
 
 
-def _check_val_fraction(fraction: float) -> None:
+def check_val_fraction(fraction: float) -> None:
+    """Raise a ``CLIError`` unless ``--val-fraction`` lies strictly between 0 and 1."""
     if not 0.0 < fraction < 1.0:
         raise CLIError(f"--val-fraction must be in (0, 1), got {fraction}")
 
@@ -102,7 +105,7 @@ def _model_threshold(model: RETDM, override: float | None = None) -> float | lis
     return model.decision_threshold
 
 
-def _decisions(model: RETDM, scores: np.ndarray, override: float | None = None) -> np.ndarray:
+def decisions(model: RETDM, scores: np.ndarray, override: float | None = None) -> np.ndarray:
     """Boolean ``(N, C)``: the labels predicted from ``scores`` by the threshold ``override``,
     else by the model's ``top_k`` rule, else by its thresholds (0.5 without)."""
     import numpy as np
@@ -115,10 +118,10 @@ def _decisions(model: RETDM, scores: np.ndarray, override: float | None = None) 
     return np.asarray(scores) >= threshold
 
 
-def _evaluate_model(
+def evaluate_model(
     model: RETDM, labels: np.ndarray, scores: np.ndarray, override: float | None = None
 ) -> dict[str, float]:
-    """``metrics.evaluate`` under the model's decision rule (see ``_decisions``)."""
+    """``metrics.evaluate`` under the model's decision rule (see ``decisions``)."""
     from retdm_keras.metrics import evaluate
 
     if override is not None or not model.top_k:
@@ -127,19 +130,20 @@ def _evaluate_model(
 
     results = evaluate(labels, scores)
     # 0/1 scores that the default 0.5 threshold turns back into the top-k decisions
-    decided = evaluate(labels, _decisions(model, scores).astype("float32"))
+    decided = evaluate(labels, decisions(model, scores).astype("float32"))
     results.update({name: decided[name] for name in THRESHOLD_METRICS})
     return results
 
 
-def _print_metrics(title: str, results: dict[str, float]) -> None:
+def print_metrics(title: str, results: dict[str, float]) -> None:
+    """Print ``title``, then the metrics ``results`` as a table."""
     from retdm_keras.metrics import format_table
 
     print(title)
     print(format_table(results))
 
 
-def _check_label_names(
+def check_label_names(
     model_names: Sequence[str] | None, num_labels: int, data_names: Sequence[str], source: str
 ) -> list[str]:
     """The data's label names in the model's order; raise if the two label sets differ."""
@@ -182,7 +186,7 @@ def load_model(path: str) -> RETDM:
             return zoo.load(path)
         except zoo.ZooError as err:
             raise CLIError(str(err)) from err
-    _require_file(path, "model file")
+    require_file(path, "model file")
     model = keras.models.load_model(path, compile=False)
     if not isinstance(model, RETDM):
         raise CLIError(f"{path} holds a {type(model).__name__}, not a RETDM model")
@@ -199,11 +203,12 @@ def _is_zoo_name(text: str) -> bool:
     )
 
 
-def _scores(model: RETDM, dataset: tf.data.Dataset, verbose: int = 0) -> np.ndarray:
+def predict_scores(model: RETDM, dataset: tf.data.Dataset, verbose: int = 0) -> np.ndarray:
+    """The model's ``(N, C)`` scores on ``dataset`` (``model.predict``)."""
     return model.predict(dataset, verbose=verbose)
 
 
-class _DefaultsFormatter(argparse.HelpFormatter):
+class DefaultsFormatter(argparse.HelpFormatter):
     """Help formatter that appends ``(default: ...)`` to options that have a real default."""
 
     def _get_help_string(self, action: argparse.Action) -> str:

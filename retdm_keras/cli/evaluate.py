@@ -10,14 +10,14 @@ from retdm_keras.cli.common import (
     FEATURE_BACKBONE,
     MODEL_HELP,
     CLIError,
-    _check_label_names,
-    _DefaultsFormatter,
-    _evaluate_model,
-    _print_metrics,
-    _require_file,
-    _scores,
+    DefaultsFormatter,
     add_backbone_runtime_argument,
+    check_label_names,
+    evaluate_model,
     load_model,
+    predict_scores,
+    print_metrics,
+    require_file,
     write_json,
 )
 
@@ -31,9 +31,9 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 def _load_feature_set(path: str, labels_xml: str | None, num_labels: int | None):
     from retdm_keras.data import load_arff
 
-    _require_file(path, "ARFF file")
+    require_file(path, "ARFF file")
     if labels_xml is not None:
-        _require_file(labels_xml, "labels XML")
+        require_file(labels_xml, "labels XML")
     return load_arff(path, labels_xml=labels_xml, num_labels=num_labels)
 
 
@@ -53,8 +53,8 @@ def _image_eval_data(
     without a split), in the model's label order and image size, unshuffled."""
     from retdm_keras.data import from_folder, read_labels_csv
 
-    _require_file(args.labels, "labels CSV")
-    names = _check_label_names(
+    require_file(args.labels, "labels CSV")
+    names = check_label_names(
         model.label_names, model.num_labels, read_labels_csv(args.labels).label_names, args.labels
     )
     dataset, files = from_folder(
@@ -75,7 +75,7 @@ def _feature_eval_data(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(features, labels)`` of an ARFF file, checked against the model, labels in its order."""
     feature_set = _load_feature_set(path, labels_xml, num_labels)
-    names = _check_label_names(model.label_names, model.num_labels, feature_set.label_names, path)
+    names = check_label_names(model.label_names, model.num_labels, feature_set.label_names, path)
     expected = int(model.image_embedder.input_dim)
     if feature_set.num_features != expected:
         raise CLIError(
@@ -106,7 +106,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if image_mode:
         split = None
         if args.split_json is not None:
-            _require_file(args.split_json, "split file")
+            require_file(args.split_json, "split file")
             split = args.split or "test"
         dataset, labels, title = _image_eval_data(args, model, split)
     else:
@@ -114,8 +114,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         dataset = feature_dataset(features, labels, batch_size=args.batch_size, training=False)
         title = f"{args.arff} ({len(labels)} samples)"
 
-    results = _evaluate_model(model, labels, _scores(model, dataset), args.threshold)
-    _print_metrics(f"{title}:", results)
+    results = evaluate_model(model, labels, predict_scores(model, dataset), args.threshold)
+    print_metrics(f"{title}:", results)
     if args.json is not None:
         write_json(args.json, results)
     return 0
@@ -126,7 +126,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "evaluate",
         help="compute the 12 multi-label metrics of a saved model",
         description="Evaluate a saved model on an image split or an ARFF file.",
-        formatter_class=_DefaultsFormatter,
+        formatter_class=DefaultsFormatter,
     )
     p.add_argument("model", help=MODEL_HELP)
     p.add_argument("--data-dir", help="image folder")

@@ -11,7 +11,7 @@ from retdm_keras.cli.common import (
     MODEL_HELP,
     PROG,
     CLIError,
-    _DefaultsFormatter,
+    DefaultsFormatter,
     load_model,
     write_json,
 )
@@ -79,7 +79,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "Export the prediction path (raw pixels in [0, 255] -> probabilities) with the "
             "label names and thresholds as metadata."
         ),
-        formatter_class=_DefaultsFormatter,
+        formatter_class=DefaultsFormatter,
     )
     p.add_argument("model", help=MODEL_HELP)
     p.add_argument(

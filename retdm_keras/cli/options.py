@@ -51,7 +51,8 @@ FIT_OPTIONS = ("epochs", "learning_rates", "batch_size", "seed")
 FROZEN_OPTIONS = ("freeze_backbone", "feature_views")
 
 
-def _check_fit_options(args: argparse.Namespace) -> None:
+def check_fit_options(args: argparse.Namespace) -> None:
+    """Raise a ``CLIError`` for bad ``--epochs``, ``--learning-rates`` or ``--batch-size``."""
     if len(args.epochs) != 3 or (args.learning_rates is not None and len(args.learning_rates) != 3):
         raise CLIError("--epochs and --learning-rates take three values (one per stage)")
     if min(args.epochs) < 0:
@@ -60,15 +61,15 @@ def _check_fit_options(args: argparse.Namespace) -> None:
         raise CLIError(f"--batch-size must be >= 1, got {args.batch_size}")
 
 
-def _reject_written(args: argparse.Namespace, dests: Sequence[str], why: str) -> None:
+def reject_written(args: argparse.Namespace, dests: Sequence[str], why: str) -> None:
     """With ``--recipe``: raise if one of the options ``dests`` is on the command line."""
     written = ["--" + d.replace("_", "-") for d in dests if d in args.written]
     if written:
         raise CLIError(f"{', '.join(written)} cannot be combined with --recipe ({why})")
 
 
-def _add_data_arguments(p: argparse.ArgumentParser) -> None:
-    """The data options of ``train`` and ``tune`` (read by ``_train_data``)."""
+def add_data_arguments(p: argparse.ArgumentParser) -> None:
+    """The data options of ``train`` and ``tune`` (read by ``train_data``)."""
     images = p.add_argument_group("image data")
     images.add_argument("--data-dir", help="folder the CSV's image paths are relative to")
     images.add_argument("--labels", help="annotation CSV (one-hot or label-list)")
@@ -94,8 +95,8 @@ def _add_data_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_model_arguments(p: argparse.ArgumentParser, loss_weights: bool = True) -> None:
-    """The model options of ``train`` and ``tune`` (read by ``_model_kwargs``)."""
+def add_model_arguments(p: argparse.ArgumentParser, loss_weights: bool = True) -> None:
+    """The model options of ``train`` and ``tune`` (read by ``model_kwargs``)."""
     model = p.add_argument_group("model")
     model.add_argument(
         "--backbone",
@@ -142,7 +143,8 @@ def _add_model_arguments(p: argparse.ArgumentParser, loss_weights: bool = True) 
     )
 
 
-def _add_fit_arguments(p: argparse.ArgumentParser) -> None:
+def add_fit_arguments(p: argparse.ArgumentParser) -> None:
+    """The training options of ``train`` and ``tune`` (epochs, learning rates, batch size, seed)."""
     fit = p.add_argument_group("training")
     fit.add_argument(
         "--epochs",
@@ -172,7 +174,7 @@ def _add_fit_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_frozen_arguments(p: argparse.ArgumentParser) -> None:
+def add_frozen_arguments(p: argparse.ArgumentParser) -> None:
     """``--freeze-backbone``, ``--feature-views``, ``--feature-cache`` (``train``)."""
     frozen = p.add_argument_group("frozen-backbone training")
     frozen.add_argument(
@@ -199,7 +201,7 @@ def _add_frozen_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _check_frozen_options(args: argparse.Namespace) -> None:
+def check_frozen_options(args: argparse.Namespace) -> None:
     """``--feature-views`` / ``--feature-cache`` need a frozen backbone; V >= 1 (the default
     ``TrainingSpec.feature_views`` is filled in here). ``--freeze-backbone`` left unset (None)
     is decided once the model is built (``resolve_freeze_backbone``); for ARFF data it is
@@ -241,7 +243,7 @@ def _frozen_by_default(args: argparse.Namespace) -> bool:
     return pretrained and getattr(args, "strategy", "default") != "multiworker"
 
 
-def _feature_cache(args: argparse.Namespace) -> str | bool | None:
+def feature_cache(args: argparse.Namespace) -> str | bool | None:
     """``--feature-cache`` as ``fit_stages`` takes it: a folder, False for 'none', or None."""
     value = getattr(args, "feature_cache", None)
     if value is not None and value.lower() == "none":

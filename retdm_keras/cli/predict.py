@@ -10,10 +10,10 @@ from retdm_keras.cli.common import (
     FEATURE_BACKBONE,
     MODEL_HELP,
     CLIError,
-    _decisions,
-    _DefaultsFormatter,
-    _first_line,
+    DefaultsFormatter,
     add_backbone_runtime_argument,
+    decisions,
+    first_line,
     load_model,
 )
 
@@ -33,7 +33,7 @@ def _read_image(path: str, image_size: tuple[int, int]) -> np.ndarray:
     try:
         image = decode_image_file(tf.constant(path))
     except (tf.errors.OpError, ValueError) as err:
-        raise CLIError(f"cannot decode image {path}: {_first_line(err)}") from err
+        raise CLIError(f"cannot decode image {path}: {first_line(err)}") from err
     return eval_transform(image, image_size).numpy()
 
 
@@ -49,7 +49,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     size = tuple(model.image_embedder.image_size)
     images = np.stack([_read_image(path, size) for path in args.images])
     probabilities = model.predict(images, batch_size=args.batch_size, verbose=0)
-    predicted = _decisions(model, probabilities, args.threshold)
+    predicted = decisions(model, probabilities, args.threshold)
     names = model.label_names or [str(j) for j in range(model.num_labels)]
     width = max(10, *(len(n) for n in names))
     k = min(args.top_k, model.num_labels)
@@ -66,7 +66,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "predict",
         help="print the top-k labels of images",
         description="Print each image's top-k labels; '*' marks the labels the model predicts.",
-        formatter_class=_DefaultsFormatter,
+        formatter_class=DefaultsFormatter,
     )
     p.add_argument("model", help=MODEL_HELP)
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG/PNG/GIF/BMP)")

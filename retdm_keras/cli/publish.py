@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from retdm_keras import zoo
-from retdm_keras.cli.common import PROG, _DefaultsFormatter
+from retdm_keras.cli.common import PROG, DefaultsFormatter
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
@@ -31,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "its metadata.json, the model loads) and add it to the registry with the sha256 "
             "of every file."
         ),
-        formatter_class=_DefaultsFormatter,
+        formatter_class=DefaultsFormatter,
     )
     p.add_argument("entry", metavar="ENTRY_DIR", help="zoo entry folder")
     p.add_argument(

@@ -13,33 +13,33 @@ from retdm_keras import recipes, zoo
 from retdm_keras.cli.common import (
     PROG,
     CLIError,
-    _DefaultsFormatter,
-    _evaluate_model,
-    _print_metrics,
-    _save_model,
-    _scores,
-    _write_run_config,
+    DefaultsFormatter,
     add_backbone_runtime_argument,
+    evaluate_model,
+    predict_scores,
+    print_metrics,
+    save_model,
     write_json,
+    write_run_config,
 )
 from retdm_keras.cli.options import (
     DATA_OPTIONS,
     FIT_OPTIONS,
     FROZEN_OPTIONS,
     MODEL_OPTIONS,
-    _add_data_arguments,
-    _add_fit_arguments,
-    _add_frozen_arguments,
-    _add_model_arguments,
-    _check_fit_options,
-    _check_frozen_options,
-    _feature_cache,
-    _reject_written,
+    add_data_arguments,
+    add_fit_arguments,
+    add_frozen_arguments,
+    add_model_arguments,
+    check_fit_options,
+    check_frozen_options,
+    feature_cache,
+    reject_written,
 )
 from retdm_keras.cli.training import (
-    _describe_sizes,
-    _train_data,
     build_model,
+    describe_sizes,
+    train_data,
 )
 from retdm_keras.optimizer_defaults import backbone_learning_rates
 
@@ -67,7 +67,7 @@ def _history_logs(histories: dict[str, Any]) -> dict[str, list[dict[str, float]]
 
 def _train_recipe(args: argparse.Namespace) -> int:
     """``retdm-keras train --recipe``: ``recipes.train_recipe`` into a zoo entry folder."""
-    _reject_written(
+    reject_written(
         args,
         (
             *DATA_OPTIONS,
@@ -81,16 +81,16 @@ def _train_recipe(args: argparse.Namespace) -> int:
         "the recipe holds the data, model and training settings",
     )
     entry = recipes.train_recipe(
-        args.recipe, args.out, verbose=args.verbose, feature_cache=_feature_cache(args)
+        args.recipe, args.out, verbose=args.verbose, feature_cache=feature_cache(args)
     )
     metadata = json.loads((entry / zoo.METADATA_FILE).read_text(encoding="utf-8"))
     metrics = json.loads((entry / zoo.METRICS_FILE).read_text(encoding="utf-8"))
     training = metadata.get("training") or {}
     print(
         f"{PROG}: {len(metadata['label_names'])} labels; samples: "
-        f"{_describe_sizes(training.get('sizes', {}))}; backbone {metadata['model']['backbone']}"
+        f"{describe_sizes(training.get('sizes', {}))}; backbone {metadata['model']['backbone']}"
     )
-    _print_metrics(f"test ({training.get('test_samples', '?')} samples):", metrics)
+    print_metrics(f"test ({training.get('test_samples', '?')} samples):", metrics)
     publish = f"{PROG} publish {shlex.quote(str(entry))}"
     print(f"{PROG}: wrote zoo entry {entry}; publish it with: {publish}")
     return 0
@@ -101,8 +101,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     ``--recipe``, train a recipe into a zoo entry folder)."""
     if args.recipe is not None:
         return _train_recipe(args)
-    _check_fit_options(args)
-    _check_frozen_options(args)
+    check_fit_options(args)
+    check_frozen_options(args)
 
     import keras
     import tensorflow as tf
@@ -118,7 +118,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"{backup_dir} holds an interrupted run: pass --resume to continue it, or delete "
             "that folder to start over"
         )
-    data = _train_data(args)
+    data = train_data(args)
     from retdm_keras.baseline_blend import DEFAULT_VAL_FRACTION
 
     one_device = getattr(args, "strategy", "default") == "default"
@@ -130,14 +130,14 @@ def cmd_train(args: argparse.Namespace) -> int:
             "training rows (--val-fraction) to choose how much of the tuned logistic-"
             "regression baseline to mix in (--no-baseline trains RETDM alone on all rows)"
         )
-        data = _train_data(args)
+        data = train_data(args)
     os.makedirs(args.out, exist_ok=True)
     with strategy.scope():  # weights, optimiser slots and memory bank live on every replica
         model, weights_used = build_model(args, data.label_names, input_dim=data.input_dim)
     if args.learning_rates is None:  # the default optimiser's, recorded in train_config.json
         args.learning_rates = list(backbone_learning_rates(model.backbone))
     print(
-        f"{PROG}: {len(data.label_names)} labels; samples: {_describe_sizes(data.sizes)}; "
+        f"{PROG}: {len(data.label_names)} labels; samples: {describe_sizes(data.sizes)}; "
         f"backbone {model.backbone}"
     )
 
@@ -152,7 +152,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 "once); --no-freeze-backbone fine-tunes it"
             )
 
-    _write_run_config(args, os.path.join(args.out, "train_config.json"), data, weights_used)
+    write_run_config(args, os.path.join(args.out, "train_config.json"), data, weights_used)
 
     if multiworker:
         if args.freeze_backbone:
@@ -181,7 +181,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             verbose=args.verbose,
             freeze_backbone=args.freeze_backbone,
             feature_views=args.feature_views,
-            feature_cache=_feature_cache(args),
+            feature_cache=feature_cache(args),
             baseline=args.baseline,
         )
         history_rows = _history_logs(histories)
@@ -193,15 +193,15 @@ def cmd_train(args: argparse.Namespace) -> int:
             write_json(config_path, config)
         shutil.rmtree(backup_dir, ignore_errors=True)  # finished: nothing left to resume
     model_path = os.path.join(args.out, "model.keras")
-    _save_model(model, model_path)
+    save_model(model, model_path)
     write_json(os.path.join(args.out, "labels.json"), data.label_names)
     write_json(os.path.join(args.out, "history.json"), history_rows)
     print(f"{PROG}: saved {model_path}")
 
     if data.test is not None:
-        scores = _scores(model, data.test, verbose=resolve_verbose(args.verbose))
-        results = _evaluate_model(model, data.test_labels, scores)
-        _print_metrics(f"test ({len(data.test_labels)} samples):", results)
+        scores = predict_scores(model, data.test, verbose=resolve_verbose(args.verbose))
+        results = evaluate_model(model, data.test_labels, scores)
+        print_metrics(f"test ({len(data.test_labels)} samples):", results)
         write_json(os.path.join(args.out, "metrics.json"), results)
     return 0
 
@@ -214,7 +214,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "Train RETDM on an image folder + CSV, or on MULAN ARFF feature vectors; or, with "
             "--recipe, train a recipe file into a zoo entry folder (publish it with 'publish')."
         ),
-        formatter_class=_DefaultsFormatter,
+        formatter_class=DefaultsFormatter,
     )
     p.add_argument(
         "--recipe",
@@ -223,10 +223,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "...), holding the data, model and training settings (their options are then an "
         "error); --out becomes a zoo entry folder with the test metrics",
     )
-    _add_data_arguments(p)
-    _add_model_arguments(p)
-    _add_fit_arguments(p)
-    _add_frozen_arguments(p)
+    add_data_arguments(p)
+    add_model_arguments(p)
+    add_fit_arguments(p)
+    add_frozen_arguments(p)
     p.add_argument(
         "--strategy",
         choices=("default", "mirrored", "multiworker"),

@@ -19,11 +19,11 @@ from retdm_keras.cli.common import (
     FEATURE_BACKBONE,
     PROG,
     CLIError,
-    _check_val_fraction,
-    _first_line,
-    _is_download_failure,
-    _reject_arff_only_options,
-    _require_file,
+    check_val_fraction,
+    first_line,
+    is_download_failure,
+    reject_arff_only_options,
+    require_file,
 )
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -61,7 +61,7 @@ def _image_train_data(args: argparse.Namespace) -> recipes.TrainData:
                 f"({args.val_split or 'val'!r}); drop one of the two"
             )
     if args.val_fraction is not None:
-        _check_val_fraction(args.val_fraction)
+        check_val_fraction(args.val_fraction)
     return recipes.image_folder_data(
         args.data_dir,
         args.labels,
@@ -81,7 +81,7 @@ def _feature_train_data(args: argparse.Namespace) -> recipes.TrainData:
     """Train/val/test datasets from ``--arff-train`` / ``--arff-test`` (MULAN ARFF;
     ``recipes.arff_data``)."""
     if args.val_fraction is not None:
-        _check_val_fraction(args.val_fraction)
+        check_val_fraction(args.val_fraction)
     return recipes.arff_data(
         args.arff_train,
         args.arff_test,
@@ -93,9 +93,7 @@ def _feature_train_data(args: argparse.Namespace) -> recipes.TrainData:
     )
 
 
-def _train_data(
-    args: argparse.Namespace, recipe: recipes.Recipe | None = None
-) -> recipes.TrainData:
+def train_data(args: argparse.Namespace, recipe: recipes.Recipe | None = None) -> recipes.TrainData:
     """The training data the data options of ``train`` / ``tune`` describe, or ``recipe``'s.
 
     The only place those commands read the data options (``--data-dir``, ``--labels``,
@@ -122,7 +120,7 @@ def _train_data(
         raise CLIError(
             f"{command} needs --data-dir and --labels, --arff-train for ARFF, or --recipe"
         )
-    _reject_arff_only_options(args)
+    reject_arff_only_options(args)
     return _image_train_data(args)
 
 
@@ -139,16 +137,16 @@ def _resolve_weights(args: argparse.Namespace, feature_mode: bool) -> str | None
         return "imagenet"
     if feature_mode:
         raise CLIError("--weights does not apply to ARFF feature vectors (backbone 'mlp')")
-    return _require_file(weights, "weights file")
+    return require_file(weights, "weights file")
 
 
-def _model_kwargs(
+def model_kwargs(
     args: argparse.Namespace, label_names: Sequence[str], input_dim: int | None = None
 ) -> tuple[dict[str, Any], str | None]:
     """``(RETDM keyword arguments, weights)`` from the model options, without ``num_labels``,
     ``weights`` and the searchable loss weights ``lam``/``mu``.
 
-    The only place ``train`` / ``tune`` read the model options (see ``_train_data``).
+    The only place ``train`` / ``tune`` read the model options (see ``train_data``).
     """
     feature_mode = input_dim is not None
     backbone = args.backbone or (FEATURE_BACKBONE if feature_mode else DEFAULT_IMAGE_BACKBONE)
@@ -175,7 +173,7 @@ def _model_kwargs(
     return kwargs, weights
 
 
-def _build_with_fallback(
+def build_with_fallback(
     kwargs: dict[str, Any], weights: str | None, log: Callable[[str], None] | None = None
 ) -> tuple[RETDM, str | None]:
     """``RETDM(weights=weights, **kwargs)``, from scratch if ImageNet weights cannot be had."""
@@ -184,9 +182,9 @@ def _build_with_fallback(
     try:
         return RETDM(weights=weights, **kwargs), weights
     except Exception as err:
-        if weights != "imagenet" or not _is_download_failure(err):
+        if weights != "imagenet" or not is_download_failure(err):
             raise
-        message = f"training from scratch (ImageNet weights unavailable: {_first_line(err)})"
+        message = f"training from scratch (ImageNet weights unavailable: {first_line(err)})"
         (log or (lambda text: print(f"{PROG}: warning: {text}", file=sys.stderr)))(message)
         return RETDM(weights=None, **kwargs), None
 
@@ -202,10 +200,11 @@ def build_model(
     If the ImageNet weights cannot be downloaded, a message is logged and the model is built
     from scratch (random initialisation) instead.
     """
-    kwargs, weights = _model_kwargs(args, label_names, input_dim)
+    kwargs, weights = model_kwargs(args, label_names, input_dim)
     kwargs.update(num_labels=len(label_names), lam=args.lam, mu=args.mu)
-    return _build_with_fallback(kwargs, weights, log)
+    return build_with_fallback(kwargs, weights, log)
 
 
-def _describe_sizes(sizes: dict[str, int]) -> str:
+def describe_sizes(sizes: dict[str, int]) -> str:
+    """The sample count of each split for the log: ``train 120, val 30``."""
     return ", ".join(f"{k} {v}" for k, v in sizes.items())

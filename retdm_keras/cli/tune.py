@@ -13,27 +13,27 @@ from retdm_keras import recipes
 from retdm_keras.cli.common import (
     PROG,
     CLIError,
-    _DefaultsFormatter,
-    _require_file,
-    _write_run_config,
+    DefaultsFormatter,
     add_backbone_runtime_argument,
+    require_file,
     write_json,
+    write_run_config,
 )
 from retdm_keras.cli.options import (
     DATA_OPTIONS,
     FIT_OPTIONS,
     MODEL_OPTIONS,
-    _add_data_arguments,
-    _add_fit_arguments,
-    _add_model_arguments,
-    _check_fit_options,
-    _reject_written,
+    add_data_arguments,
+    add_fit_arguments,
+    add_model_arguments,
+    check_fit_options,
+    reject_written,
 )
 from retdm_keras.cli.training import (
-    _build_with_fallback,
-    _describe_sizes,
-    _model_kwargs,
-    _train_data,
+    build_with_fallback,
+    describe_sizes,
+    model_kwargs,
+    train_data,
 )
 from retdm_keras.metric_names import METRIC_NAMES
 from retdm_keras.optimizer_defaults import default_optimizer_name, default_weight_decay
@@ -78,7 +78,7 @@ def _tune_recipe(args: argparse.Namespace) -> tuple[recipes.Recipe, recipes.Reci
     ``--seed``) override its training ones for the search; ``args``' fit options are set to
     the values the search runs with.
     """
-    _reject_written(
+    reject_written(
         args, (*DATA_OPTIONS, *MODEL_OPTIONS), "the recipe holds the data and model settings"
     )
     recipe = recipes.load_recipe(args.recipe)
@@ -115,7 +115,7 @@ def _tune_recipe(args: argparse.Namespace) -> tuple[recipes.Recipe, recipes.Reci
 def _recipe_model_kwargs(
     recipe: recipes.Recipe, data: recipes.TrainData
 ) -> tuple[dict[str, Any], str | None]:
-    """``(kwargs, weights)`` as ``_model_kwargs`` gives them, from the recipe's model section.
+    """``(kwargs, weights)`` as ``model_kwargs`` gives them, from the recipe's model section.
 
     ImageNet weights are fetched here once; unlike the options, a recipe never falls back to
     random weights (``recipes.WeightsUnavailableError``).
@@ -146,7 +146,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     recipe = run_recipe = None
     if args.recipe is not None:
         recipe, run_recipe = _tune_recipe(args)
-    _check_fit_options(args)
+    check_fit_options(args)
     if args.tuner == "hyperband":
         if args.max_trials is not None:
             raise CLIError("--max-trials does not apply to --tuner hyperband (use --max-epochs)")
@@ -169,7 +169,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
             f"{list(OBJECTIVE_BASES)}, or one of {list(TRAINING_LOGS)} (training data)"
         )
     if args.stage1_weights is not None:
-        _require_file(args.stage1_weights, "stage-1 weights file")
+        require_file(args.stage1_weights, "stage-1 weights file")
     search = set(args.search or ())
 
     import keras
@@ -177,7 +177,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from retdm_keras.tuning import RETDMHyperModel, best_recipe, heatmap, retdm_objective
 
     keras.utils.set_random_seed(args.seed)
-    data = _train_data(args, run_recipe)
+    data = train_data(args, run_recipe)
     if data.val is None:
         if recipe is not None:
             how = f"give {args.recipe} a data.val_split or data.val_fraction"
@@ -197,10 +197,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
             freeze_backbone=training.freeze_backbone, feature_views=training.feature_views
         )
     else:
-        kwargs, weights = _model_kwargs(args, data.label_names, data.input_dim)
+        kwargs, weights = model_kwargs(args, data.label_names, data.input_dim)
         if weights == "imagenet":  # fetch the weights once; from scratch if they cannot be had
             full = {**kwargs, "num_labels": len(data.label_names)}
-            _, weights = _build_with_fallback(full, weights)
+            _, weights = build_with_fallback(full, weights)
     hypermodel = RETDMHyperModel(
         len(data.label_names),
         train_data=data.train,
@@ -222,10 +222,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
     )
     tuner = _make_tuner(args, hypermodel, retdm_objective(args.objective))
     print(
-        f"{PROG}: {len(data.label_names)} labels; samples: {_describe_sizes(data.sizes)}; "
+        f"{PROG}: {len(data.label_names)} labels; samples: {describe_sizes(data.sizes)}; "
         f"backbone {kwargs['backbone']}; {args.tuner} search on {args.objective}"
     )
-    _write_run_config(args, os.path.join(args.out, "tune_config.json"), data, weights)
+    write_run_config(args, os.path.join(args.out, "tune_config.json"), data, weights)
 
     from retdm_keras.training import resolve_verbose
 
@@ -266,7 +266,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "lam_mu.png, tune_config.json and the tuner's trials into --out; with --recipe "
             "also best_recipe.yaml, the recipe with the best values."
         ),
-        formatter_class=_DefaultsFormatter,
+        formatter_class=DefaultsFormatter,
     )
     p.add_argument(
         "--recipe",
@@ -276,9 +276,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "then an error) and its training ones, which --epochs, --learning-rates, "
         "--batch-size and --seed override for the search",
     )
-    _add_data_arguments(p)
-    _add_model_arguments(p, loss_weights=False)
-    _add_fit_arguments(p)
+    add_data_arguments(p)
+    add_model_arguments(p, loss_weights=False)
+    add_fit_arguments(p)
     search = p.add_argument_group("search")
     search.add_argument("--tuner", choices=TUNERS, default="bayesian", help="search strategy")
     search.add_argument(
