@@ -70,8 +70,9 @@ One module per command (``retdm_keras.cli.train``, ``.tune``, ``.evaluate``, ``.
 ``.predict``, ``.export``, ``.publish``, ``.zoo``), each with its ``add_parser`` and
 ``cmd_*``. What several commands share is in public modules of this package: ``options``
 (the options of ``train`` and ``tune``, their groups and checks) and ``training`` (the data
-and model those options build), ``common`` (what all commands share) and ``startup``
-(loading TensorFlow without its start-up logs).
+and model those options build), ``eval_data`` (the labelled data ``evaluate`` and
+``calibrate`` read), ``common`` (what all commands share) and ``startup`` (loading TensorFlow
+without its start-up logs).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from retdm_keras.cli.common import (
     save_model,
     write_json,
 )
-from retdm_keras.cli.evaluate import _check_input_kind, _feature_eval_data, _image_eval_data
+from retdm_keras.cli.eval_data import check_input_kind, feature_eval_data, image_eval_data
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import numpy as np
@@ -55,8 +55,8 @@ def _calibration_data(
                     f"{sorted(available)} (choose one with {option})"
                 )
         test_split = args.test_split or ("test" if "test" in available else None)
-        val = _image_eval_data(args, model, val_split)
-        return val, _image_eval_data(args, model, test_split) if test_split else None
+        val = image_eval_data(args, model, val_split)
+        return val, image_eval_data(args, model, test_split) if test_split else None
 
     from retdm_keras.data import feature_dataset
 
@@ -64,7 +64,7 @@ def _calibration_data(
         dataset = feature_dataset(features, labels, batch_size=args.batch_size, training=False)
         return dataset, labels, title
 
-    features, labels = _feature_eval_data(model, args.arff_train, args.labels_xml, args.num_labels)
+    features, labels = feature_eval_data(model, args.arff_train, args.labels_xml, args.num_labels)
     _, rows = recipes.split_off_validation(len(labels), args.val_fraction, args.seed)
     val = as_set(
         features[rows],
@@ -74,7 +74,7 @@ def _calibration_data(
     )
     if args.arff_test is None:
         return val, None
-    features, labels = _feature_eval_data(model, args.arff_test, args.labels_xml, args.num_labels)
+    features, labels = feature_eval_data(model, args.arff_test, args.labels_xml, args.num_labels)
     return val, as_set(features, labels, f"{args.arff_test} ({len(labels)} samples)")
 
 
@@ -122,7 +122,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from retdm_keras.thresholds import apply_to_model, calibrate, compare_thresholds
 
     model = load_model(args.model)
-    _check_input_kind(model, args.model, image_mode, "--arff-train")
+    check_input_kind(model, args.model, image_mode, "--arff-train")
     (val_ds, y_val, val_title), test = _calibration_data(args, model, image_mode)
     rule = calibrate(y_val, predict_scores(model, val_ds), args.method, k=args.k)
     names = model.label_names or [str(j) for j in range(model.num_labels)]
