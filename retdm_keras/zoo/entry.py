@@ -378,8 +378,7 @@ def load_entry(entry_dir: str | os.PathLike[str], *, verify: bool = True) -> RET
     """
     import keras
 
-    # No 'import retdm_keras' for the serializable classes: the package __init__ ran before
-    # this module was imported (eager, it registers them all; the CLI runs import_all()).
+    # the Keras classes are registered: retdm_keras/__init__ ran before this module was imported
     from retdm_keras.model import RETDM
 
     folder = Path(entry_dir)
