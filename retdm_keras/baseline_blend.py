@@ -86,6 +86,9 @@ class BaselineBlend:
             for every ``β`` tried (the baseline fit on the training rows alone).
         train_rows, val_rows: rows the choice was made from.
         refit_rows: rows of the baseline stored in the model (training + validation).
+        retdm_rows: rows RETDM's own part was trained on: ``train_rows``, or training +
+            validation rows when it was retrained on all of them once ``β`` was chosen
+            (``retdm-keras train`` does this when it held the validation rows out itself).
     """
 
     weight: float
@@ -95,6 +98,7 @@ class BaselineBlend:
     train_rows: int = 0
     val_rows: int = 0
     refit_rows: int = 0
+    retdm_rows: int = 0
 
     def score(self, weight: float) -> dict[str, float]:
         """Validation scores of the mix with baseline weight ``weight``."""
@@ -227,6 +231,7 @@ def fit_baseline_blend(
         validation=validation,
         train_rows=len(x_train),
         val_rows=len(x_val),
+        retdm_rows=len(train_features),
     )
     if best > 0.0:
         final = BinaryRelevanceLR([baseline.C_], scaling=scaling, tol=BASELINE_TOL)

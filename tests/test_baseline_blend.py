@@ -307,3 +307,50 @@ def test_cli_holds_out_validation_rows_for_the_choice_and_records_it(tmp_path, c
     assert main([*common, "--no-baseline", "--out", str(tmp_path / "off")]) == 0
     config = json.loads((tmp_path / "off" / "train_config.json").read_text())
     assert config["sizes"] == {"train": 150} and "baseline_choice" not in config
+
+
+def test_cli_retrains_retdm_on_all_rows_once_the_held_out_rows_have_chosen(tmp_path, capsys):
+    """The final RETDM learns from every row (like a --no-baseline run of the same seed);
+    the share and the baseline stay those the held-out rows chose (like a --no-refit run)."""
+    from retdm_keras.cli import main
+
+    x, y = synthetic(150, f=6, c=3, seed=3)
+    write_arff(tmp_path / "train.arff", x, y)
+    common = ["train", "--arff-train", str(tmp_path / "train.arff"), "--num-labels", "3",
+              "--epochs", "2", "0", "0", "--embed-dim", "8", "--verbose", "0"]  # fmt: skip
+    runs = {
+        "refit": [],
+        "first": ["--no-refit"],
+        "all": ["--no-baseline"],
+        "asked": ["--val-fraction", "0.2"],  # rows cut on request go back in too
+    }
+    models, choices = {}, {}
+    for run, extra in runs.items():
+        assert main([*common, *extra, "--out", str(tmp_path / run)]) == 0
+        log = capsys.readouterr().out
+        retrained = "retraining RETDM on all 150 training rows" in log
+        assert retrained == (run in ("refit", "asked")), log
+        config = json.loads((tmp_path / run / "train_config.json").read_text())
+        choices[run] = config.get("baseline_choice")
+        models[run] = keras.models.load_model(tmp_path / run / "model.keras", compile=False)
+    refit, first = choices["refit"], choices["first"]
+    assert 0.0 < refit["weight"] < 1.0, "the data should call for a mix"
+    assert refit["retdm_rows"] == 150 and first["retdm_rows"] == 120
+    assert {k: v for k, v in refit.items() if k != "retdm_rows"} == {
+        k: v for k, v in first.items() if k != "retdm_rows"
+    }
+    for got, expected in zip(
+        models["refit"].baseline_head.get_weights(),
+        models["first"].baseline_head.get_weights(),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(got, expected)
+    # RETDM's own part is the --no-baseline model: same seed, same rows
+    mixed = models["refit"].predict({"features": x}, verbose=0)
+    models["refit"].set_baseline(0.0)
+    alone = models["all"].predict({"features": x}, verbose=0)
+    np.testing.assert_allclose(models["refit"].predict({"features": x}, verbose=0), alone,
+                               atol=1e-6)  # fmt: skip
+    baseline = models["first"].baseline_head(x).numpy()
+    weight = refit["weight"]
+    np.testing.assert_allclose(mixed, (1 - weight) * alone + weight * baseline, atol=1e-5)

@@ -91,7 +91,8 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
         type=float,
         help="hold out this fraction of the training rows for validation when the data has "
         "no validation split (ARFF, or images without a val split; uses --seed). 'train' "
-        "holds out 0.2 by default, to choose the tuned baseline's share",
+        "holds out 0.2 by default, to choose the tuned baseline's share, then retrains RETDM "
+        "on all rows (--no-refit)",
     )
 
 

@@ -131,6 +131,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             "regression baseline to mix in (--no-baseline trains RETDM alone on all rows)"
         )
         data = train_data(args)
+    # validation rows cut from the training rows go back into training once they have
+    # chosen the baseline's share (--refit)
+    carved = args.val_fraction is not None and data.val is not None
     os.makedirs(args.out, exist_ok=True)
     with strategy.scope():  # weights, optimiser slots and memory bank live on every replica
         model, weights_used = build_model(args, data.label_names, input_dim=data.input_dim)
@@ -170,20 +173,43 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not is_chief(strategy):
             return 0  # only the chief writes the model and the records
     else:
-        histories = fit_stages(
-            model,
-            data.train,
-            data.val,
-            epochs=tuple(args.epochs),
-            learning_rates=tuple(args.learning_rates),
-            bank_data=data.bank,
-            backup_dir=backup_dir,
-            verbose=args.verbose,
-            freeze_backbone=args.freeze_backbone,
-            feature_views=args.feature_views,
-            feature_cache=feature_cache(args),
-            baseline=args.baseline,
-        )
+
+        def fit(model, data, backup_dir, baseline):
+            return fit_stages(
+                model,
+                data.train,
+                data.val,
+                epochs=tuple(args.epochs),
+                learning_rates=tuple(args.learning_rates),
+                bank_data=data.bank,
+                backup_dir=backup_dir,
+                verbose=args.verbose,
+                freeze_backbone=args.freeze_backbone,
+                feature_views=args.feature_views,
+                feature_cache=feature_cache(args),
+                baseline=baseline,
+            )
+
+        histories = fit(model, data, backup_dir, args.baseline)
+        choice = model.baseline_choice
+        if carved and args.refit and choice is not None and choice.weight < 1.0:
+            # the held-out rows chose β and C; the final RETDM learns from every row, like
+            # the baseline stored in the model (docs/method.md, "Retrained on all rows")
+            all_rows = train_data(argparse.Namespace(**{**vars(args), "val_fraction": None}))
+            rows = all_rows.sizes["train"]
+            print(
+                f"{PROG}: retraining RETDM on all {rows} training rows (β = "
+                f"{choice.weight:g} and the baseline stay as chosen; --no-refit keeps the "
+                "model trained without the held-out rows)"
+            )
+            keras.utils.set_random_seed(args.seed)
+            final, _ = build_model(args, all_rows.label_names, input_dim=all_rows.input_dim)
+            histories = fit(final, all_rows, os.path.join(backup_dir, "refit"), False)
+            if choice.weight > 0.0:
+                final.set_baseline(choice.weight, *model.baseline_head.get_weights())
+            choice.retdm_rows = rows
+            final.baseline_choice = choice
+            model = final
         history_rows = _history_logs(histories)
         if model.baseline_choice is not None:  # what was mixed in, and the numbers why
             config_path = os.path.join(args.out, "train_config.json")
@@ -248,6 +274,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "predictions with the share (0 to 1) that scores best on the validation data; the "
         "log and train_config.json say what was chosen (default: on, off with "
         "--strategy). --no-baseline keeps RETDM alone",
+    )
+    p.add_argument(
+        "--refit",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="when the validation rows are cut from the training rows (--val-fraction, or "
+        "the 20%% held out without validation data): once they have chosen the baseline's "
+        "share, retrain RETDM on all training rows (about twice the training time). "
+        "--no-refit keeps RETDM trained on the rest",
     )
     p.add_argument("--out", required=True, help="output folder")
     add_backbone_runtime_argument(p)
