@@ -238,7 +238,12 @@ def test_a_backbone_that_cannot_be_converted_falls_back_to_keras_once(tmp_path, 
         function = runtime.backbone_function(embedder, "auto", store_dir=tmp_path)
     assert function.runtime == "keras"
     images = _images(3)
-    np.testing.assert_allclose(function(images), _keras_features(embedder, images), rtol=1e-5)
+    expected = _keras_features(embedder, images)
+    # the same Keras weights through a compiled call: float32 rounding, relative to the scale
+    # of the features (an element near 0 can differ by more than 1e-5 of itself)
+    np.testing.assert_allclose(
+        function(images), expected, rtol=1e-5, atol=1e-5 * float(np.abs(expected).max())
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # said once per weights, not at every call
         assert runtime.backbone_function(embedder, "auto", store_dir=tmp_path).runtime == "keras"
