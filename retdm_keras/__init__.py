@@ -38,6 +38,7 @@ _ORIGINS: dict[str, str] = {
     "default_optimizer": "training",
     "evaluate": "metrics",
     "fit_stages": "training",
+    "learning_rates_used": "training",
     "losses": "losses",
     "metrics": "metrics",
     "recipes": "recipes",
@@ -63,6 +64,7 @@ __all__ = [
     "default_optimizer",
     "evaluate",
     "fit_stages",
+    "learning_rates_used",
     "losses",
     "metrics",
     "recipes",
@@ -83,7 +85,7 @@ if not _LAZY:
     from retdm_keras.metrics import MeanAveragePrecision, OverallF1, evaluate
     from retdm_keras.model import RETDM
     from retdm_keras.neighbors import LabelNeighbors
-    from retdm_keras.training import default_optimizer, fit_stages
+    from retdm_keras.training import default_optimizer, fit_stages, learning_rates_used
     from retdm_keras.zero_shot import SDL, SDLHead
 else:
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import keras
 import numpy as np
@@ -201,6 +201,7 @@ def fit_stages(
     feature_views: int = 4,
     feature_cache: str | os.PathLike[str] | bool | None = None,
     baseline: bool | None = None,
+    learning_rate_schedule: Mapping[str, Sequence[float]] | None = None,
 ) -> dict[str, keras.callbacks.History]:
     """Train ``model`` through the stages ``classifier → metric → joint``.
 
@@ -254,6 +255,10 @@ def fit_stages(
             ``retdm_keras.baseline_blend``); the choice is printed and kept in
             ``model.baseline_choice``. ``None`` (default): when ``val_data`` is given and
             training runs on one device. False trains RETDM alone.
+        learning_rate_schedule: ``{stage: [learning rate of each epoch]}`` to replay
+            instead of dropping the rate on a plateau (``reduce_lr_patience``) for those
+            stages, e.g. the rates a run with validation data ended up using
+            (:func:`learning_rates_used`) when the same schedule is retrained on all rows.
 
     Returns:
         ``{stage: History}`` for the stages that ran in this call.
@@ -267,6 +272,7 @@ def fit_stages(
             "`with strategy.scope():` so its weights are mirrored, then call fit_stages"
         )
     verbose = resolve_verbose(verbose)
+    _check_learning_rate_schedule(learning_rate_schedule, epochs)
     if baseline is None:
         baseline = val_data is not None and strategy is None and not _distributed(model)
     elif baseline and val_data is None:
@@ -294,6 +300,7 @@ def fit_stages(
             reduce_lr_patience=reduce_lr_patience,
             backup_dir=backup_dir,
             verbose=verbose,
+            learning_rate_schedule=learning_rate_schedule or {},
         )
 
     if not freeze_backbone:
@@ -343,6 +350,34 @@ def fit_stages(
         embedder.set_backbone_trainable(was_trainable)
         model.train_function = model.test_function = model.predict_function = None
         _fresh_optimizer(model, metrics or (lambda: default_metrics(model.num_labels)))
+
+
+def learning_rates_used(
+    histories: Mapping[str, keras.callbacks.History],
+) -> dict[str, list[float]]:
+    """``{stage: [learning rate of each epoch]}`` of a :func:`fit_stages` run (its return
+    value): what the plateau schedule chose, to replay with ``learning_rate_schedule``."""
+    return {
+        stage: [float(rate) for rate in history.history.get("learning_rate", [])]
+        for stage, history in histories.items()
+        if history.history.get("learning_rate")
+    }
+
+
+def _check_learning_rate_schedule(
+    schedule: Mapping[str, Sequence[float]] | None, epochs: Sequence[int]
+) -> None:
+    for stage, rates in (schedule or {}).items():
+        if stage not in STAGES:
+            raise ValueError(f"learning_rate_schedule: unknown stage {stage!r}; stages: {STAGES}")
+        stage_epochs = epochs[STAGES.index(stage)]
+        if len(rates) != stage_epochs:
+            raise ValueError(
+                f"learning_rate_schedule[{stage!r}] has {len(rates)} rates for "
+                f"{stage_epochs} epochs"
+            )
+        if not all(np.isfinite(rate) and rate > 0 for rate in rates):
+            raise ValueError(f"learning_rate_schedule[{stage!r}]: rates must be > 0")
 
 
 def _distributed(model: RETDM) -> bool:
@@ -397,6 +432,7 @@ def _fit_stages(
     reduce_lr_patience: int,
     backup_dir: str | os.PathLike[str] | None,
     verbose: int,
+    learning_rate_schedule: Mapping[str, Sequence[float]],
 ) -> dict[str, keras.callbacks.History]:
     """The stage loop of :func:`fit_stages` (arguments checked, verbosity resolved)."""
     make_metrics = metrics or (lambda: default_metrics(model.num_labels))
@@ -427,9 +463,15 @@ def _fit_stages(
             metrics=make_metrics,
             bank_data=bank_data if bank_data is not None else train_data,
         )
-        schedule = keras.callbacks.ReduceLROnPlateau(
-            monitor=monitor, factor=0.1, patience=reduce_lr_patience, verbose=0
-        )
+        rates = learning_rate_schedule.get(stage)
+        if rates is None:
+            schedule = keras.callbacks.ReduceLROnPlateau(
+                monitor=monitor, factor=0.1, patience=reduce_lr_patience, verbose=0
+            )
+        else:  # replayed: the epochs are numbered across stages
+            schedule = keras.callbacks.LearningRateScheduler(
+                lambda epoch, _, rates=rates, start=initial_epoch: float(rates[epoch - start])
+            )
         guards: list[keras.callbacks.Callback] = [StopOnNonFiniteLoss(stage, backup_dir)]
         if records is not None:
             guards.append(keras.callbacks.BackupAndRestore(records.stage_dir(stage)))

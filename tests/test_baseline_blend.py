@@ -324,7 +324,7 @@ def test_cli_retrains_retdm_on_all_rows_once_the_held_out_rows_have_chosen(tmp_p
         "all": ["--no-baseline"],
         "asked": ["--val-fraction", "0.2"],  # rows cut on request go back in too
     }
-    models, choices = {}, {}
+    models, choices, rates = {}, {}, {}
     for run, extra in runs.items():
         assert main([*common, *extra, "--out", str(tmp_path / run)]) == 0
         log = capsys.readouterr().out
@@ -333,6 +333,10 @@ def test_cli_retrains_retdm_on_all_rows_once_the_held_out_rows_have_chosen(tmp_p
         config = json.loads((tmp_path / run / "train_config.json").read_text())
         choices[run] = config.get("baseline_choice")
         models[run] = keras.models.load_model(tmp_path / run / "model.keras", compile=False)
+        history = json.loads((tmp_path / run / "history.json").read_text())
+        rates[run] = [row["learning_rate"] for row in history["classifier"]]
+    # the final RETDM replays the learning rates the first run's validation rows chose
+    assert rates["refit"] == rates["first"]
     refit, first = choices["refit"], choices["first"]
     assert 0.0 < refit["weight"] < 1.0, "the data should call for a mix"
     assert refit["retdm_rows"] == 150 and first["retdm_rows"] == 120
@@ -345,7 +349,8 @@ def test_cli_retrains_retdm_on_all_rows_once_the_held_out_rows_have_chosen(tmp_p
         strict=True,
     ):
         np.testing.assert_array_equal(got, expected)
-    # RETDM's own part is the --no-baseline model: same seed, same rows
+    # RETDM's own part is the --no-baseline model: same seed, same rows, and (2 epochs: no
+    # plateau yet) the same learning rates
     mixed = models["refit"].predict({"features": x}, verbose=0)
     models["refit"].set_baseline(0.0)
     alone = models["all"].predict({"features": x}, verbose=0)

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 from conftest import private_keras_home
 
+import retdm_keras
 from retdm_keras import RETDM, evaluate, fit_stages
 from retdm_keras.training import default_optimizer
 
@@ -133,6 +134,51 @@ def test_learning_rate_drops_on_plateau():
     )
     rates = histories["classifier"].history["learning_rate"]
     assert rates[-1] < rates[0]
+
+
+def test_a_learning_rate_schedule_is_replayed_epoch_by_epoch():
+    """What a run with validation data chose is what a retraining on all rows gets: the rates
+    given per stage, across the stages' shared epoch numbering, and no plateau drops."""
+    train, _, _ = synthetic()
+    model = RETDM(3, backbone="tiny_cnn", image_size=16, embed_dim=8)
+    schedule = {"metric": [3e-3, 3e-4], "joint": [1e-3, 1e-4, 1e-5]}
+    histories = fit_stages(
+        model,
+        train,
+        epochs=(3, 2, 3),
+        learning_rates=(1e-30, 1e-2, 1e-2),  # stage 1: every epoch a plateau, patience 1
+        learning_rate_schedule=schedule,
+        reduce_lr_patience=1,
+        verbose=0,
+    )
+    used = retdm_keras.learning_rates_used(histories)
+    assert set(used) == {"classifier", "metric", "joint"}
+    assert used["classifier"][-1] < used["classifier"][0]  # not replayed: plateau drops
+    for stage, rates in schedule.items():
+        np.testing.assert_allclose(used[stage], rates, rtol=1e-6)
+    # replaying what was used reproduces it, the plateau stage included
+    model = RETDM(3, backbone="tiny_cnn", image_size=16, embed_dim=8)
+    again = fit_stages(
+        model, train, epochs=(3, 2, 3), learning_rates=(1e-30, 1e-2, 1e-2),
+        learning_rate_schedule=used, reduce_lr_patience=100, verbose=0,
+    )  # fmt: skip
+    for stage, rates in retdm_keras.learning_rates_used(again).items():
+        np.testing.assert_allclose(rates, used[stage], rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "schedule, message",
+    [
+        ({"warmup": [1e-3]}, "unknown stage"),
+        ({"classifier": [1e-3]}, "has 1 rates for 2 epochs"),
+        ({"classifier": [1e-3, 0.0]}, "must be > 0"),
+    ],
+)
+def test_a_bad_learning_rate_schedule_is_an_error(schedule, message):
+    train, _, _ = synthetic()
+    model = RETDM(3, backbone="tiny_cnn", image_size=16, embed_dim=8)
+    with pytest.raises(ValueError, match=message):
+        fit_stages(model, train, epochs=(2, 0, 0), learning_rate_schedule=schedule)
 
 
 def test_bad_schedule_is_an_error():

@@ -108,7 +108,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     import tensorflow as tf
 
     from retdm_keras.distributed import fit_stages_multiworker, is_chief, make_strategy
-    from retdm_keras.training import fit_stages, resolve_freeze_backbone, resolve_verbose
+    from retdm_keras.training import (
+        fit_stages,
+        learning_rates_used,
+        resolve_freeze_backbone,
+        resolve_verbose,
+    )
 
     keras.utils.set_random_seed(args.seed)
     strategy = make_strategy(getattr(args, "strategy", "default"))
@@ -174,7 +179,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             return 0  # only the chief writes the model and the records
     else:
 
-        def fit(model, data, backup_dir, baseline):
+        def fit(model, data, backup_dir, baseline, schedule=None):
             return fit_stages(
                 model,
                 data.train,
@@ -188,6 +193,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 feature_views=args.feature_views,
                 feature_cache=feature_cache(args),
                 baseline=baseline,
+                learning_rate_schedule=schedule,
             )
 
         histories = fit(model, data, backup_dir, args.baseline)
@@ -198,13 +204,16 @@ def cmd_train(args: argparse.Namespace) -> int:
             all_rows = train_data(argparse.Namespace(**{**vars(args), "val_fraction": None}))
             rows = all_rows.sizes["train"]
             print(
-                f"{PROG}: retraining RETDM on all {rows} training rows (β = "
-                f"{choice.weight:g} and the baseline stay as chosen; --no-refit keeps the "
-                "model trained without the held-out rows)"
+                f"{PROG}: retraining RETDM on all {rows} training rows with the learning "
+                f"rates the validation rows chose (β = {choice.weight:g} and the baseline "
+                "stay as chosen; --no-refit keeps the model trained without them)"
             )
             keras.utils.set_random_seed(args.seed)
             final, _ = build_model(args, all_rows.label_names, input_dim=all_rows.input_dim)
-            histories = fit(final, all_rows, os.path.join(backup_dir, "refit"), False)
+            # the learning rates the validation rows chose for each epoch, replayed (without
+            # validation rows a plateau of the training loss would never lower them)
+            schedule = learning_rates_used(histories)
+            histories = fit(final, all_rows, os.path.join(backup_dir, "refit"), False, schedule)
             if choice.weight > 0.0:
                 final.set_baseline(choice.weight, *model.baseline_head.get_weights())
             choice.retdm_rows = rows
