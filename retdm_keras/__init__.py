@@ -30,6 +30,7 @@ _ORIGINS: dict[str, str] = {
     "ImageEmbedder": "embedders",
     "LabelEmbedder": "embedders",
     "LabelNeighbors": "neighbors",
+    "LossConfig": "model",
     "MeanAveragePrecision": "metrics",
     "MemoryBank": "memory_bank",
     "OverallF1": "metrics",
@@ -56,6 +57,7 @@ __all__ = [
     "ImageEmbedder",
     "LabelEmbedder",
     "LabelNeighbors",
+    "LossConfig",
     "MeanAveragePrecision",
     "MemoryBank",
     "OverallF1",
@@ -83,7 +85,7 @@ if not _LAZY:
     from retdm_keras.losses import two_way_metric_loss
     from retdm_keras.memory_bank import MemoryBank
     from retdm_keras.metrics import MeanAveragePrecision, OverallF1, evaluate
-    from retdm_keras.model import RETDM
+    from retdm_keras.model import RETDM, LossConfig
     from retdm_keras.neighbors import LabelNeighbors
     from retdm_keras.training import default_optimizer, fit_stages, learning_rates_used
     from retdm_keras.zero_shot import SDL, SDLHead

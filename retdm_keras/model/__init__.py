@@ -14,6 +14,8 @@ the three-stage schedule.
 The class is put together from one module per part:
 
 * ``retdm``: ``RETDM`` itself — the constructor, the layers, the config and presets;
+* ``loss_config``: ``LossConfig``, the loss settings (λ, μ, the metric loss's) and what they
+  say trains in each stage, which the other parts ask;
 * ``forward``: reading a batch's inputs, ``f``, and the predictions (label-set retrieval
   mixed in);
 * ``stages``: the three training stages, backbone freezing, the label side's gradient scale,
@@ -24,6 +26,7 @@ The class is put together from one module per part:
 """
 
 from retdm_keras.model.forward import BACKBONE_FEATURES, INPUT_KEYS
+from retdm_keras.model.loss_config import LOSS_FIELDS, LossConfig
 from retdm_keras.model.retdm import NEIGHBOR_IMAGES, RETDM, TIE_BREAKS
 from retdm_keras.model.stages import STAGES
 from retdm_keras.model.training_data import MAX_RETRIEVAL_SETS
@@ -31,6 +34,8 @@ from retdm_keras.model.training_data import MAX_RETRIEVAL_SETS
 __all__ = [
     "BACKBONE_FEATURES",
     "INPUT_KEYS",
+    "LOSS_FIELDS",
+    "LossConfig",
     "MAX_RETRIEVAL_SETS",
     "NEIGHBOR_IMAGES",
     "RETDM",

@@ -10,9 +10,9 @@ import numpy as np
 
 from retdm_keras.embedders import ImageEmbedder, LabelEmbedder
 from retdm_keras.heads import BaselineHead, ClassificationHead, ReconstructionHead
-from retdm_keras.losses import DISTANCES, HINGE_REDUCTIONS
 from retdm_keras.model.fast_inference import FastInferenceMixin
 from retdm_keras.model.forward import ForwardPassMixin
+from retdm_keras.model.loss_config import LossConfig, LossConfigMixin
 from retdm_keras.model.objective import ObjectiveMixin
 from retdm_keras.model.stages import StagesMixin
 from retdm_keras.model.training_data import TrainingDataMixin
@@ -29,6 +29,7 @@ class RETDM(
     StagesMixin,
     TrainingDataMixin,
     ObjectiveMixin,
+    LossConfigMixin,
     keras.Model,
 ):
     """Reconstruction-regularized two-way deep metric learning for multi-label images.
@@ -114,10 +115,15 @@ class RETDM(
         thresholds: optional decision threshold, a float or ``C`` floats (default 0.5).
         top_k: predict the ``top_k`` highest labels per image instead of thresholding (used by
             ``predict_labels`` when no ``threshold`` is passed); ``None`` (default) thresholds.
+        loss_config: the loss settings (``lam``, ``mu``, ``alpha``, ``margin``,
+            ``distance``, ``embedding_norm``, ``hinge_reduction``) as one :class:`LossConfig`
+            instead of keywords; a keyword passed with it must agree with it. The model holds
+            them as ``loss_config`` either way, and ``model.lam`` etc. read it.
 
     Raises:
-        ValueError: an unknown ``backbone``, ``distance``, ``neighbor_images``,
-            ``hinge_reduction`` or ``tie_break``; ``label_set_weight``,
+        ValueError: an unknown ``backbone``, ``neighbor_images`` or ``tie_break``; a loss
+            setting that ``LossConfig`` rejects, or one that conflicts with ``loss_config``;
+            ``label_set_weight``,
             ``backbone_metric_weight`` or ``baseline_weight`` outside ``[0, 1]``; a
             ``label_set_temperature`` that is not positive; ``label_names``, ``thresholds``
             or ``top_k`` that do not fit ``num_labels``; ``"mlp"`` without ``input_dim``.
@@ -197,11 +203,10 @@ class RETDM(
         label_names: list[str] | None = None,
         thresholds: float | list[float] | None = None,
         top_k: int | None = None,
+        loss_config: LossConfig | dict | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if distance not in DISTANCES:
-            raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
         if neighbor_images not in NEIGHBOR_IMAGES:
             raise ValueError(
                 f"neighbor_images must be one of {NEIGHBOR_IMAGES}, got {neighbor_images!r}"
@@ -214,19 +219,20 @@ class RETDM(
         self.num_labels = int(num_labels)
         self.embed_dim = int(embed_dim)
         self.num_neighbors = int(num_neighbors)
-        self.lam = float(lam)
-        self.mu = float(mu)
-        self.alpha = float(alpha)
-        self.margin = float(margin)
-        self.distance = distance
-        self.embedding_norm = None if embedding_norm is None else float(embedding_norm)
+        self._init_loss_config(
+            loss_config,
+            dict(
+                lam=lam,
+                mu=mu,
+                alpha=alpha,
+                margin=margin,
+                distance=distance,
+                embedding_norm=embedding_norm,
+                hinge_reduction=hinge_reduction,
+            ),
+        )
         self.neighbor_images = neighbor_images
         self.decouple_label_rate = bool(decouple_label_rate)
-        if hinge_reduction not in HINGE_REDUCTIONS:
-            raise ValueError(
-                f"hinge_reduction must be one of {HINGE_REDUCTIONS}, got {hinge_reduction!r}"
-            )
-        self.hinge_reduction = hinge_reduction
         if not 0.0 <= float(backbone_metric_weight) <= 1.0:
             raise ValueError(
                 f"backbone_metric_weight must be in [0, 1], got {backbone_metric_weight}"
