@@ -79,8 +79,7 @@ class ForwardPassMixin:
             kind == BACKBONE_FEATURES  # no backbone in the graph (frozen-backbone training)
             or scale == 1.0
             or not training
-            or self.stage == "classifier"
-            or self.lam == 0.0
+            or not self.loss_config.metric_trains_in(self.stage)
             or not self.image_embedder.backbone.trainable
         ):
             return None
@@ -135,7 +134,7 @@ class ForwardPassMixin:
         """
         if self.weights_loaded_without_label_sets:  # cleared when label_sets is set
             self.weights_loaded_without_label_sets = False  # once
-            if self.label_set_weight > 0 and self.lam > 0:
+            if self.label_set_weight > 0 and self.loss_config.metric_trains:
                 warnings.warn(
                     "this model's weights were loaded without its training label sets, so it "
                     "predicts with the classification head alone, not mixed with label-set "
@@ -151,7 +150,11 @@ class ForwardPassMixin:
         """The classifier's float32 ``probabilities`` for embeddings ``u``, mixed with the
         label-set retrieval scores as :meth:`probabilities_from_embedding` describes (returned
         as they are when the mix does not apply)."""
-        if self.label_set_weight == 0.0 or self.lam == 0.0 or len(self.label_sets or ()) < 2:
+        if (
+            self.label_set_weight == 0.0
+            or not self.loss_config.metric_trains
+            or len(self.label_sets or ()) < 2
+        ):
             # λ = 0, or a single training label set (no neighbour sets, the metric loss was
             # masked): the metric space was never trained
             return probabilities

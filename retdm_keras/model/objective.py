@@ -28,18 +28,6 @@ class ObjectiveMixin:
         u = self._metric_space(tf.cast(u, tf.float32))
         return tf.reshape(u, (tf.shape(set_ids)[0], tf.shape(set_ids)[1], self.embed_dim))
 
-    @property
-    def metric_margin(self) -> float:
-        """The hinge margin in the metric loss's distance units.
-
-        With ``embedding_norm = r`` the margin is given for the unit sphere, so it is scaled
-        by ``r²`` (squared Euclidean) or ``r`` (Euclidean); raw embeddings use it as is.
-        """
-        if self.embedding_norm is None:
-            return self.margin
-        r = self.embedding_norm
-        return self.margin * (r * r if self.distance == "sqeuclidean" else r)
-
     def _metric_space(self, embeddings):
         """Embeddings as the metric loss sees them: raw, or L2-normalised × ``embedding_norm``."""
         if self.embedding_norm is None:
@@ -71,11 +59,12 @@ class ObjectiveMixin:
         zero = tf.zeros((), dtype=cls_loss.dtype)
         metric_loss = rec_loss = zero
         u_metric = self._metric_space(f32(u_for_metric))
-        if self.stage != "classifier" and (self.lam > 0 or self.mu > 0):
+        loss_config = self.loss_config
+        if loss_config.label_side_trains_in(self.stage):
             v = self.label_embedder(y)
-            if self.mu > 0:
+            if loss_config.reconstruction_trains:
                 rec_loss = ops.mean(reconstruction_loss(y, f32(self.reconstruction_head(v))))
-            if self.lam > 0 and self._training_set is not None:
+            if loss_config.metric_trains and self._training_set is not None:
                 set_ids, mask = self._training_set.neighbours(
                     y, index if training else None, self.num_neighbors
                 )
@@ -89,12 +78,12 @@ class ObjectiveMixin:
                         nbr_label_emb,
                         f32(nbr_image_emb),
                         f32(mask),
-                        margin=self.metric_margin,
-                        alpha=self.alpha,
-                        distance=self.distance,
+                        margin=loss_config.metric_margin,
+                        alpha=loss_config.alpha,
+                        distance=loss_config.distance,
                         # bank images carry no gradient: way 2 then trains the label side only
                         image_gradient_in_second_way=self.neighbor_images == "exact",
-                        hinge_reduction=self.hinge_reduction,
+                        hinge_reduction=loss_config.hinge_reduction,
                     )
                 )
         probabilities = ops.sigmoid(logits)
@@ -128,9 +117,9 @@ class ObjectiveMixin:
         the classifier stage and when μ = 0 (a BCE run logs neither).
         """
         logs = self.get_metrics_result()
-        if self.stage == "classifier" or self.lam == 0:
+        if not self.loss_config.metric_trains_in(self.stage):
             logs.pop("metric_loss", None)
-        if self.stage == "classifier" or self.mu == 0:
+        if not self.loss_config.reconstruction_trains_in(self.stage):
             logs.pop("rec_loss", None)
         return logs
 
@@ -167,7 +156,7 @@ class ObjectiveMixin:
         self.optimizer.apply_gradients(zip(gradients, weights, strict=True))
         # f is frozen in the metric stage: the bank's clean fill stays exact (an update
         # would overwrite it with augmented, training-mode embeddings).
-        if self.stage == "joint" and index is not None and self.lam > 0:
+        if self.stage == "joint" and index is not None and self.loss_config.metric_trains:
             self._training_set.bank.update(index, u)
         return self._record(x, y, probabilities, total, cls_loss, metric_loss, rec_loss)
 

@@ -27,15 +27,14 @@ class StagesMixin:
             raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
         self.stage = stage
         image_side = stage != "metric"
-        label_side = stage != "classifier"
         self.image_embedder.trainable = image_side
         # Explicitly: assigning an unchanged `trainable` is a no-op in Keras' TF backend, so
         # image_embedder.trainable = True would not undo an earlier frozen backbone.
         self.image_embedder.set_backbone_trainable(image_side and not self._freeze_backbone)
         self.classification_head.trainable = image_side
         # A label-side part whose loss terms have weight 0 has nothing to learn (BCE: λ = μ = 0).
-        self.label_embedder.trainable = label_side and (self.lam > 0 or self.mu > 0)
-        self.reconstruction_head.trainable = label_side and self.mu > 0
+        self.label_embedder.trainable = self.loss_config.label_side_trains_in(stage)
+        self.reconstruction_head.trainable = self.loss_config.reconstruction_trains_in(stage)
         self.train_function = self.test_function = None
 
     @property
@@ -61,10 +60,9 @@ class StagesMixin:
         self.set_stage(self.stage)
 
     def stage_trains(self, stage: str) -> bool:
-        """Whether ``stage`` has anything to train: the ``"metric"`` stage needs λ or μ > 0."""
-        if stage not in STAGES:
-            raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
-        return stage != "metric" or self.lam > 0 or self.mu > 0
+        """Whether ``stage`` has anything to train: the ``"metric"`` stage needs λ or μ > 0
+        (``LossConfig.stage_trains``)."""
+        return self.loss_config.stage_trains(stage)
 
     @property
     def label_gradient_scale(self) -> float:
@@ -75,7 +73,7 @@ class StagesMixin:
         ``g`` learns (a small λ would otherwise shrink ``g``'s learning rate by λ). Without
         it, or with λ = 0, the factor is 1 (the paper's single objective).
         """
-        if self.decouple_label_rate and self.lam > 0:
+        if self.decouple_label_rate and self.loss_config.metric_trains:
             return 1.0 / self.lam
         return 1.0
 

@@ -138,7 +138,7 @@ class TrainingDataMixin:
             self.prepare_training(x, y, batch_size=batch_size or 32)
         if isinstance(x, tf.data.Dataset):
             kwargs.setdefault("shuffle", False)  # a dataset shuffles itself
-        if self.stage != "classifier" and self.tie_break == "random" and self.lam > 0:
+        if self.tie_break == "random" and self.loss_config.metric_trains_in(self.stage):
             callbacks = list(kwargs.get("callbacks") or [])
             kwargs["callbacks"] = [_RedrawTies(self._training_set), *callbacks]
         return super().fit(x, y, batch_size=batch_size, **kwargs)
