@@ -18,6 +18,8 @@ The class is put together from one module per part:
   say trains in each stage, which the other parts ask;
 * ``forward``: reading a batch's inputs, ``f``, and the predictions (label-set retrieval
   mixed in);
+* ``baseline``: the tuned baseline head — what it reads, its mix into the predictions,
+  ``set_baseline``;
 * ``stages``: the three training stages, backbone freezing, the label side's gradient scale,
   ``compile``;
 * ``training_data``: what a model takes from its training data before fitting (the feature

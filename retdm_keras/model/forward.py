@@ -92,38 +92,6 @@ class ForwardPassMixin:
         probabilities = self.probabilities_from_embedding(self._embed(kind, x, training))
         return self.blended_with_baseline(probabilities, baseline_x)
 
-    def _with_baseline_input(self, kind: str, tensor, training):
-        """``(kind, tensor, what baseline_head reads or None)``: with a baseline head, raw
-        images become their pooled backbone features first (one backbone pass serves the
-        embedder and the baseline)."""
-        if self.baseline_head is None or self.baseline_weight == 0.0:
-            return kind, tensor, None
-        kind, tensor = self._baseline_view(kind, tensor, training)
-        return kind, tensor, tensor
-
-    def _baseline_view(self, kind: str, tensor, training):
-        """``(kind, tensor)`` with raw images replaced by their pooled backbone features
-        (``"backbone_features"``); feature vectors and pooled features as they are."""
-        if kind == "images" and self.backbone != "mlp":
-            tensor = self.image_embedder.backbone_features(tensor, training=training)
-            kind = BACKBONE_FEATURES
-        return kind, tensor
-
-    def baseline_inputs(self, inputs, training: bool = False):
-        """What ``baseline_head`` reads for a batch (array, tensor or input dict): the pooled
-        backbone features of raw images, the input vectors of ``"mlp"``, a
-        ``"backbone_features"`` batch as it is."""
-        kind, x, _ = self._split_inputs(inputs)
-        return self._baseline_view(kind, x, training)[1]
-
-    def blended_with_baseline(self, probabilities, baseline_x):
-        """``(1 - β) · probabilities + β · baseline_head(baseline_x)`` for
-        ``β = baseline_weight`` (``probabilities`` as they are without a baseline)."""
-        if baseline_x is None:
-            return probabilities
-        beta = self.baseline_weight
-        return (1.0 - beta) * probabilities + beta * self.baseline_head(baseline_x)
-
     def probabilities_from_embedding(self, u):
         """Label probabilities ``(B, C)`` (float32) from image embeddings ``u = f(x)``.
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from retdm_keras.embedders import ImageEmbedder, LabelEmbedder
 from retdm_keras.heads import BaselineHead, ClassificationHead, ReconstructionHead
+from retdm_keras.model.baseline import BaselineMixin
 from retdm_keras.model.fast_inference import FastInferenceMixin
 from retdm_keras.model.forward import ForwardPassMixin
 from retdm_keras.model.loss_config import LossConfig, LossConfigMixin
@@ -26,6 +27,7 @@ TIE_BREAKS = ("random", "set_order")
 class RETDM(
     FastInferenceMixin,
     ForwardPassMixin,
+    BaselineMixin,
     StagesMixin,
     TrainingDataMixin,
     ObjectiveMixin,
@@ -319,49 +321,6 @@ class RETDM(
         if self.baseline_head is not None:
             self.baseline_head.build((None, self.baseline_input_dim))
         self.built = True
-
-    @property
-    def baseline_input_dim(self) -> int:
-        """Size of what ``baseline_head`` reads: the pooled backbone features ``D`` for
-        images, the input features ``F`` for ``"mlp"``."""
-        if self.backbone == "mlp":
-            return int(self.image_embedder.input_dim)
-        return self.image_embedder.feature_dim
-
-    def set_baseline(self, weight: float, coef=None, intercept=None, mean=None, scale=None):
-        """Mix a per-label logistic regression into the predictions with weight ``β``.
-
-        Args:
-            weight: ``β`` in ``[0, 1]``; 0 predicts without the baseline (an existing head
-                stays, unused).
-            coef: ``(baseline_input_dim, C)`` coefficients on ``(x - mean) / scale``.
-            intercept: ``(C,)`` intercepts.
-            mean, scale: the feature scaling the coefficients were fitted with (default
-                none).
-        """
-        weight = float(weight)
-        if not 0.0 <= weight <= 1.0:
-            raise ValueError(f"baseline weight must be in [0, 1], got {weight}")
-        if coef is None or intercept is None:
-            if weight > 0 and self.baseline_head is None:
-                raise ValueError("a model without a baseline head needs coef and intercept")
-        else:
-            expected = (self.baseline_input_dim, self.num_labels)
-            if tuple(np.shape(coef)) != expected:
-                raise ValueError(f"coef must have shape {expected}, got {np.shape(coef)}")
-            if self.baseline_head is None:
-                with self.distribute_strategy.scope():
-                    head = BaselineHead(self.num_labels, name="baseline_head")
-                    head.build((None, self.baseline_input_dim))
-                # Keras locks a built layer's state; adding a sublayer afterwards is what
-                # Keras' own Dense.enable_lora does: unlock, add, lock.
-                self._tracker.unlock()
-                try:
-                    self.baseline_head = head
-                finally:
-                    self._tracker.lock()
-            self.baseline_head.assign(coef, intercept, mean, scale)
-        self.baseline_weight = weight
 
     def _check_thresholds(self, thresholds):
         if thresholds is None:
