@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from retdm_keras.heads import BaselineHead
+from retdm_keras.model.arguments import unit_interval
 from retdm_keras.model.forward import BACKBONE_FEATURES
 
 
@@ -36,9 +37,7 @@ class BaselineMixin:
             mean, scale: the feature scaling the coefficients were fitted with (default
                 none).
         """
-        weight = float(weight)
-        if not 0.0 <= weight <= 1.0:
-            raise ValueError(f"baseline weight must be in [0, 1], got {weight}")
+        weight = unit_interval("baseline weight", float(weight))
         if coef is None or intercept is None:
             if weight > 0 and self.baseline_head is None:
                 raise ValueError("a model without a baseline head needs coef and intercept")

@@ -18,6 +18,7 @@ from typing import Any
 import keras
 
 from retdm_keras.losses import DISTANCES, HINGE_REDUCTIONS
+from retdm_keras.model.arguments import one_of
 from retdm_keras.model.stages import STAGES
 
 LOSS_FIELDS = ("lam", "mu", "alpha", "margin", "distance", "embedding_norm", "hinge_reduction")
@@ -85,12 +86,8 @@ class LossConfig:
             if value < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
             object.__setattr__(self, name, value)
-        if self.distance not in DISTANCES:
-            raise ValueError(f"distance must be one of {DISTANCES}, got {self.distance!r}")
-        if self.hinge_reduction not in HINGE_REDUCTIONS:
-            raise ValueError(
-                f"hinge_reduction must be one of {HINGE_REDUCTIONS}, got {self.hinge_reduction!r}"
-            )
+        one_of("distance", self.distance, DISTANCES)
+        one_of("hinge_reduction", self.hinge_reduction, HINGE_REDUCTIONS)
         if self.embedding_norm is not None:
             norm = _finite_number("embedding_norm", self.embedding_norm)
             if norm <= 0:

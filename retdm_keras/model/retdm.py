@@ -6,10 +6,17 @@ The rest of the class is mixed in from the other modules of ``retdm_keras.model`
 from __future__ import annotations
 
 import keras
-import numpy as np
 
 from retdm_keras.embedders import ImageEmbedder, LabelEmbedder
 from retdm_keras.heads import BaselineHead, ClassificationHead, ReconstructionHead
+from retdm_keras.model.arguments import (
+    label_names_for,
+    one_of,
+    positive,
+    thresholds_for,
+    top_k_for,
+    unit_interval,
+)
 from retdm_keras.model.baseline import BaselineMixin
 from retdm_keras.model.fast_inference import FastInferenceMixin
 from retdm_keras.model.forward import ForwardPassMixin
@@ -117,18 +124,17 @@ class RETDM(
         thresholds: optional decision threshold, a float or ``C`` floats (default 0.5).
         top_k: predict the ``top_k`` highest labels per image instead of thresholding (used by
             ``predict_labels`` when no ``threshold`` is passed); ``None`` (default) thresholds.
-        loss_config: the loss settings (``lam``, ``mu``, ``alpha``, ``margin``,
-            ``distance``, ``embedding_norm``, ``hinge_reduction``) as one :class:`LossConfig`
-            instead of keywords; a keyword passed with it must agree with it. The model holds
-            them as ``loss_config`` either way, and ``model.lam`` etc. read it.
+        loss_config: ``lam``, ``mu``, ``alpha``, ``margin``, ``distance``, ``embedding_norm``
+            and ``hinge_reduction`` as one :class:`LossConfig`; a keyword given with it must
+            agree with it. Either way the model holds ``loss_config`` (``model.lam`` etc. read it).
 
     Raises:
         ValueError: an unknown ``backbone``, ``neighbor_images`` or ``tie_break``; a loss
             setting that ``LossConfig`` rejects, or one that conflicts with ``loss_config``;
-            ``label_set_weight``,
-            ``backbone_metric_weight`` or ``baseline_weight`` outside ``[0, 1]``; a
-            ``label_set_temperature`` that is not positive; ``label_names``, ``thresholds``
-            or ``top_k`` that do not fit ``num_labels``; ``"mlp"`` without ``input_dim``.
+            ``label_set_weight``, ``backbone_metric_weight`` or ``baseline_weight`` outside
+            ``[0, 1]``; a ``label_set_temperature`` that is not positive; ``label_names``,
+            ``thresholds`` or ``top_k`` that do not fit ``num_labels``; ``"mlp"`` without
+            ``input_dim``.
 
     Inputs are raw images, float pixels in ``[0, 255]`` of shape ``(B, H, W, 3)`` (feature
     vectors ``(B, F)`` for ``"mlp"``), or a dict ``{"images" | "features": ..., "index": ...}``
@@ -209,14 +215,6 @@ class RETDM(
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if neighbor_images not in NEIGHBOR_IMAGES:
-            raise ValueError(
-                f"neighbor_images must be one of {NEIGHBOR_IMAGES}, got {neighbor_images!r}"
-            )
-        if label_names is not None and len(label_names) != num_labels:
-            raise ValueError(
-                f"label_names has {len(label_names)} names but num_labels is {num_labels}"
-            )
         # === config ===
         self.num_labels = int(num_labels)
         self.embed_dim = int(embed_dim)
@@ -233,31 +231,20 @@ class RETDM(
                 hinge_reduction=hinge_reduction,
             ),
         )
-        self.neighbor_images = neighbor_images
+        self.neighbor_images = one_of("neighbor_images", neighbor_images, NEIGHBOR_IMAGES)
         self.decouple_label_rate = bool(decouple_label_rate)
-        if not 0.0 <= float(backbone_metric_weight) <= 1.0:
-            raise ValueError(
-                f"backbone_metric_weight must be in [0, 1], got {backbone_metric_weight}"
-            )
-        self.backbone_metric_weight = float(backbone_metric_weight)
-        if tie_break not in TIE_BREAKS:
-            raise ValueError(f"tie_break must be one of {TIE_BREAKS}, got {tie_break!r}")
-        self.tie_break = tie_break
-        if not 0.0 <= float(label_set_weight) <= 1.0:
-            raise ValueError(f"label_set_weight must be in [0, 1], got {label_set_weight}")
-        if float(label_set_temperature) <= 0.0:
-            raise ValueError(f"label_set_temperature must be > 0, got {label_set_temperature}")
-        self.label_set_weight = float(label_set_weight)
-        self.label_set_temperature = float(label_set_temperature)
+        self.backbone_metric_weight = unit_interval(
+            "backbone_metric_weight", backbone_metric_weight
+        )
+        self.tie_break = one_of("tie_break", tie_break, TIE_BREAKS)
+        self.label_set_weight = unit_interval("label_set_weight", label_set_weight)
+        self.label_set_temperature = positive("label_set_temperature", label_set_temperature)
         self.label_sets = label_sets
         self.label_hidden_units = int(label_hidden_units)
-        if not 0.0 <= float(baseline_weight) <= 1.0:
-            raise ValueError(f"baseline_weight must be in [0, 1], got {baseline_weight}")
-        self.baseline_weight = float(baseline_weight)
-        self.label_names = list(label_names) if label_names is not None else None
-        self.thresholds = self._check_thresholds(thresholds)
-        self._check_top_k(top_k)
-        self.top_k = None if top_k is None else int(top_k)
+        self.baseline_weight = unit_interval("baseline_weight", baseline_weight)
+        self.label_names = label_names_for(label_names, self.num_labels)
+        self.thresholds = thresholds_for(thresholds, self.num_labels)
+        self.top_k = top_k_for(top_k, self.num_labels)
 
         # === layers ===
         self.image_embedder = ImageEmbedder(
@@ -321,27 +308,6 @@ class RETDM(
         if self.baseline_head is not None:
             self.baseline_head.build((None, self.baseline_input_dim))
         self.built = True
-
-    def _check_thresholds(self, thresholds):
-        if thresholds is None:
-            return None
-        values = np.atleast_1d(np.asarray(thresholds, dtype="float32"))
-        if values.size not in (1, self.num_labels) or values.ndim != 1:
-            raise ValueError(
-                f"thresholds must be one value or {self.num_labels} values, got shape "
-                f"{np.shape(thresholds)}"
-            )
-        if values.size == 1:
-            return float(values[0])
-        return [float(t) for t in values]
-
-    def _check_top_k(self, top_k):
-        if top_k is None:
-            return
-        if isinstance(top_k, bool) or not isinstance(top_k, int | np.integer):
-            raise ValueError(f"top_k must be an integer or None, got {top_k!r}")
-        if not 1 <= top_k <= self.num_labels:
-            raise ValueError(f"top_k must be in 1..{self.num_labels} (num_labels), got {top_k}")
 
     # ------------------------------------------------------------------ config
     def get_config(self):
