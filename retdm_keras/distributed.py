@@ -37,7 +37,9 @@ import keras
 import tensorflow as tf
 
 from retdm_keras.model import RETDM
-from retdm_keras.training import backbone_learning_rates, begin_stage, stage_schedule
+from retdm_keras.optimizer_defaults import backbone_learning_rates
+from retdm_keras.training.schedule import stage_schedule
+from retdm_keras.training.stage_loop import begin_stage
 
 STRATEGIES = ("default", "mirrored", "multiworker")
 

@@ -1,42 +1,12 @@
-"""The paper's three-stage schedule, and its default optimiser.
-
-RETDM is trained in three stages (Li et al. 2020, Sec. III-D):
-
-1. ``"classifier"`` — the image embedder ``f`` and the classification head, BCE only;
-2. ``"metric"``     — ``f`` and the classifier frozen; the label embedder ``g`` and the
-   reconstruction head learn ``lam·L_metric + mu·L_rec``, so the label space settles around
-   a fixed image space;
-3. ``"joint"``      — everything, ``L_cls + lam·L_metric + mu·L_rec``.
-
-``fit_stages`` runs them in order with a fresh optimiser per stage (the set of trained
-weights changes between stages), learning rate ×0.1 when the validation loss stops improving.
-The default optimiser depends on the input (:func:`default_optimizer_name`): for images the
-paper's, SGD with momentum 0.9 and weight decay 1e-4 at learning rates 0.01 / 0.01 / 0.001;
-for feature vectors (``backbone="mlp"``, ours) Adam at 3e-4 / 3e-4 / 3e-5 with decoupled
-weight decay 3, biases excluded (see ``docs/method.md``, "Adam for feature vectors" and
-"Weight decay for feature vectors").
-
-Example:
-
->>> import numpy as np
->>> from retdm_keras import RETDM
->>> rng = np.random.default_rng(0)
->>> x = {"images": rng.random((16, 32, 32, 3)).astype("float32") * 255,
-...      "index": np.arange(16)}
->>> y = (rng.random((16, 4)) > 0.5).astype("float32")
->>> ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
->>> model = RETDM(4, backbone="tiny_cnn", image_size=32, embed_dim=8)
->>> histories = fit_stages(model, ds, epochs=(1, 1, 1), verbose=0)
->>> list(histories)
-['classifier', 'metric', 'joint']
-"""
+"""``fit_stages``: the three stages through Keras ``model.fit`` (one device, or a
+``MirroredStrategy`` the model was built under), with the frozen-backbone path and the tuned
+baseline mixed in afterwards."""
 
 from __future__ import annotations
 
 import os
-import sys
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import keras
 import numpy as np
@@ -44,142 +14,19 @@ import tensorflow as tf
 
 from retdm_keras.baseline_blend import baseline_features, fit_baseline_blend
 from retdm_keras.checkpointing import StageRecords, StopOnNonFiniteLoss
-from retdm_keras.frozen_features.default import default_freeze_backbone, resolve_freeze_backbone
-from retdm_keras.model import RETDM, STAGES
-from retdm_keras.optimizer_defaults import (
-    ADAM_LEARNING_RATES,
-    DEFAULT_LEARNING_RATES,
-    DEFAULT_WEIGHT_DECAY,
-    OPTIMIZERS,
-    backbone_learning_rates,
-    default_learning_rates,
-    default_optimizer_name,
-    default_weight_decay,
+from retdm_keras.frozen_features.default import resolve_freeze_backbone
+from retdm_keras.model import RETDM
+from retdm_keras.optimizer_defaults import backbone_learning_rates
+from retdm_keras.training.optimizers import default_metrics
+from retdm_keras.training.schedule import (
+    check_learning_rate_schedule,
+    learning_rate_callback,
+    stage_schedule,
 )
+from retdm_keras.training.stage_loop import begin_stage
+from retdm_keras.training.verbosity import resolve_verbose
 
-__all__ = [
-    "ADAM_LEARNING_RATES",
-    "DEFAULT_LEARNING_RATES",
-    "OPTIMIZERS",
-    "backbone_learning_rates",
-    "backbone_optimizer",
-    "begin_stage",
-    "default_freeze_backbone",
-    "default_learning_rates",
-    "default_metrics",
-    "default_optimizer",
-    "default_optimizer_name",
-    "default_weight_decay",
-    "fit_stages",
-    "make_optimizer",
-    "resolve_freeze_backbone",
-    "resolve_verbose",
-    "stage_schedule",
-]
-
-
-def make_optimizer(
-    name: str,
-    learning_rate: float,
-    *,
-    momentum: float = 0.9,
-    weight_decay: float = DEFAULT_WEIGHT_DECAY,
-) -> keras.optimizers.Optimizer:
-    """A fresh optimiser by name: SGD (with ``momentum``), Adam or AdamW; ``weight_decay`` is
-    Keras's decoupled decay (0 disables it, except for AdamW, which needs it). Adam and AdamW
-    leave biases undecayed: the classification head's bias holds each label's prior."""
-    if name == "sgd":
-        return keras.optimizers.SGD(
-            learning_rate=learning_rate, momentum=momentum, weight_decay=weight_decay or None
-        )
-    if name == "adam":
-        optimizer = keras.optimizers.Adam(
-            learning_rate=learning_rate, weight_decay=weight_decay or None
-        )
-    elif name == "adamw":
-        optimizer = keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay)
-    else:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
-    if weight_decay:
-        optimizer.exclude_from_weight_decay(var_names=["bias"])
-    return optimizer
-
-
-def backbone_optimizer(backbone: str, learning_rate: float) -> keras.optimizers.Optimizer:
-    """The optimiser ``fit_stages`` gives a stage of a model with this backbone by default
-    (:func:`default_optimizer_name`, made by :func:`make_optimizer` with
-    :func:`default_weight_decay`: 1e-4 for images' SGD, 3 for feature vectors' Adam)."""
-    name = default_optimizer_name(backbone)
-    return make_optimizer(name, learning_rate, weight_decay=default_weight_decay(name, backbone))
-
-
-def default_optimizer(learning_rate: float = 0.01) -> keras.optimizers.Optimizer:
-    """The paper's optimiser: SGD, momentum 0.9, weight decay 1e-4."""
-    return make_optimizer("sgd", learning_rate)
-
-
-def default_metrics(num_labels: int) -> list[keras.metrics.Metric]:
-    """Streaming mAP and O-F1, logged during training and validation."""
-    from retdm_keras.metrics import MeanAveragePrecision, OverallF1
-
-    return [MeanAveragePrecision(num_labels), OverallF1()]
-
-
-def resolve_verbose(verbose: int | str) -> int:
-    """Keras verbosity: ``"auto"`` → 1 (progress bars) on a terminal, 2 (a line per epoch)
-    when stdout is a file or a pipe, where bars become carriage returns and colour codes."""
-    if verbose != "auto":
-        return int(verbose)
-    isatty = getattr(sys.stdout, "isatty", None)
-    return 1 if isatty is not None and isatty() else 2
-
-
-OptimizerFactory = Callable[[str, float], keras.optimizers.Optimizer]
-
-
-def stage_schedule(
-    epochs: Sequence[int], learning_rates: Sequence[float]
-) -> Iterator[tuple[str, int, float]]:
-    """``(stage, epochs, learning rate)`` for each stage that runs (0 epochs skips one)."""
-    if len(epochs) != len(STAGES) or len(learning_rates) != len(STAGES):
-        raise ValueError(
-            f"epochs and learning_rates need one value per stage {STAGES}, got "
-            f"{tuple(epochs)} and {tuple(learning_rates)}"
-        )
-    for stage, stage_epochs, learning_rate in zip(STAGES, epochs, learning_rates, strict=True):
-        if stage_epochs > 0:
-            yield stage, int(stage_epochs), float(learning_rate)
-
-
-def begin_stage(
-    model: RETDM,
-    stage: str,
-    learning_rate: float,
-    *,
-    optimizer: OptimizerFactory | None = None,
-    metrics: Callable[[], list] | None = None,
-    bank_data: tf.data.Dataset | None = None,
-) -> None:
-    """Freeze the stage's parts, attach the training set if needed, and compile.
-
-    The optimiser (``optimizer(stage, learning_rate)``, default
-    :func:`backbone_optimizer`), the
-    metrics (``metrics()``) and the memory bank are all created in the scope of the model's
-    own strategy (the one it was built under), so they are mirrored like the weights (a
-    Keras optimiser binds to the strategy current when it is constructed).
-    """
-    model.set_stage(stage)
-    with model.distribute_strategy.scope():
-        if stage != "classifier":
-            if bank_data is None:
-                raise ValueError(f"stage {stage!r} needs the training data for the memory bank")
-            # Neighbour index + a fresh pass of f over the training images into the bank.
-            model.prepare_training(bank_data)
-        if optimizer is None:
-            new_optimizer = backbone_optimizer(model.backbone, learning_rate)
-        else:
-            new_optimizer = optimizer(stage, learning_rate)
-        model.compile(optimizer=new_optimizer, metrics=metrics() if metrics else None)
+__all__ = ["fit_stages"]
 
 
 def fit_stages(
@@ -272,7 +119,7 @@ def fit_stages(
             "`with strategy.scope():` so its weights are mirrored, then call fit_stages"
         )
     verbose = resolve_verbose(verbose)
-    _check_learning_rate_schedule(learning_rate_schedule, epochs)
+    check_learning_rate_schedule(learning_rate_schedule, epochs)
     if baseline is None:
         baseline = val_data is not None and strategy is None and not _distributed(model)
     elif baseline and val_data is None:
@@ -350,34 +197,6 @@ def fit_stages(
         embedder.set_backbone_trainable(was_trainable)
         model.train_function = model.test_function = model.predict_function = None
         _fresh_optimizer(model, metrics or (lambda: default_metrics(model.num_labels)))
-
-
-def learning_rates_used(
-    histories: Mapping[str, keras.callbacks.History],
-) -> dict[str, list[float]]:
-    """``{stage: [learning rate of each epoch]}`` of a :func:`fit_stages` run (its return
-    value): what the plateau schedule chose, to replay with ``learning_rate_schedule``."""
-    return {
-        stage: [float(rate) for rate in history.history.get("learning_rate", [])]
-        for stage, history in histories.items()
-        if history.history.get("learning_rate")
-    }
-
-
-def _check_learning_rate_schedule(
-    schedule: Mapping[str, Sequence[float]] | None, epochs: Sequence[int]
-) -> None:
-    for stage, rates in (schedule or {}).items():
-        if stage not in STAGES:
-            raise ValueError(f"learning_rate_schedule: unknown stage {stage!r}; stages: {STAGES}")
-        stage_epochs = epochs[STAGES.index(stage)]
-        if len(rates) != stage_epochs:
-            raise ValueError(
-                f"learning_rate_schedule[{stage!r}] has {len(rates)} rates for "
-                f"{stage_epochs} epochs"
-            )
-        if not all(np.isfinite(rate) and rate > 0 for rate in rates):
-            raise ValueError(f"learning_rate_schedule[{stage!r}]: rates must be > 0")
 
 
 def _distributed(model: RETDM) -> bool:
@@ -463,15 +282,12 @@ def _fit_stages(
             metrics=make_metrics,
             bank_data=bank_data if bank_data is not None else train_data,
         )
-        rates = learning_rate_schedule.get(stage)
-        if rates is None:
-            schedule = keras.callbacks.ReduceLROnPlateau(
-                monitor=monitor, factor=0.1, patience=reduce_lr_patience, verbose=0
-            )
-        else:  # replayed: the epochs are numbered across stages
-            schedule = keras.callbacks.LearningRateScheduler(
-                lambda epoch, _, rates=rates, start=initial_epoch: float(rates[epoch - start])
-            )
+        schedule = learning_rate_callback(
+            learning_rate_schedule.get(stage),
+            initial_epoch=initial_epoch,
+            monitor=monitor,
+            patience=reduce_lr_patience,
+        )
         guards: list[keras.callbacks.Callback] = [StopOnNonFiniteLoss(stage, backup_dir)]
         if records is not None:
             guards.append(keras.callbacks.BackupAndRestore(records.stage_dir(stage)))
