@@ -107,13 +107,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     import keras
     import tensorflow as tf
 
-    from retdm_keras.distributed import fit_stages_multiworker, is_chief, make_strategy
     from retdm_keras.training import (
         fit_stages,
         learning_rates_used,
         resolve_freeze_backbone,
         resolve_verbose,
     )
+    from retdm_keras.training.distributed import fit_stages_multiworker, is_chief, make_strategy
 
     keras.utils.set_random_seed(args.seed)
     strategy = make_strategy(getattr(args, "strategy", "default"))

@@ -23,7 +23,7 @@ from retdm_keras.training.schedule import (
     learning_rate_callback,
     stage_schedule,
 )
-from retdm_keras.training.stage_loop import begin_stage
+from retdm_keras.training.stage_loop import stages_to_run
 from retdm_keras.training.verbosity import resolve_verbose
 
 __all__ = ["fit_stages"]
@@ -253,7 +253,8 @@ def _fit_stages(
     verbose: int,
     learning_rate_schedule: Mapping[str, Sequence[float]],
 ) -> dict[str, keras.callbacks.History]:
-    """The stage loop of :func:`fit_stages` (arguments checked, verbosity resolved)."""
+    """The stages of :func:`fit_stages` through ``model.fit`` (arguments checked, verbosity
+    resolved): the shared :func:`stages_to_run` hands each stage over compiled."""
     make_metrics = metrics or (lambda: default_metrics(model.num_labels))
     monitor = "val_loss" if val_data is not None else "loss"
     histories: dict[str, keras.callbacks.History] = {}
@@ -263,45 +264,38 @@ def _fit_stages(
         restored = records.restore(model)
         if verbose:
             print(f"RETDM: resuming after stage {restored!r} (from {backup_dir})")
-    initial_epoch = 0
-    if model.needs_adaptation:  # "mlp": feature standardisation from the training features
-        model.adapt(bank_data if bank_data is not None else train_data)
-    for stage, stage_epochs, learning_rate in stage_schedule(epochs, learning_rates):
-        if stage in finished:
-            initial_epoch += stage_epochs
-            continue
-        if not model.stage_trains(stage):
-            if verbose:
-                print(f"RETDM stage {stage!r}: skipped (λ = μ = 0, nothing to train)")
-            continue
-        begin_stage(
-            model,
-            stage,
-            learning_rate,
-            optimizer=optimizer,
-            metrics=make_metrics,
-            bank_data=bank_data if bank_data is not None else train_data,
-        )
+    for run in stages_to_run(
+        model,
+        train_data,
+        epochs,
+        learning_rates,
+        optimizer=optimizer,
+        metrics=make_metrics,
+        bank_data=bank_data,
+        finished=finished,
+        verbose=verbose,
+    ):
         schedule = learning_rate_callback(
-            learning_rate_schedule.get(stage),
-            initial_epoch=initial_epoch,
+            learning_rate_schedule.get(run.stage),
+            initial_epoch=run.initial_epoch,
             monitor=monitor,
             patience=reduce_lr_patience,
         )
-        guards: list[keras.callbacks.Callback] = [StopOnNonFiniteLoss(stage, backup_dir)]
+        guards: list[keras.callbacks.Callback] = [StopOnNonFiniteLoss(run.stage, backup_dir)]
         if records is not None:
-            guards.append(keras.callbacks.BackupAndRestore(records.stage_dir(stage)))
+            guards.append(keras.callbacks.BackupAndRestore(records.stage_dir(run.stage)))
         if verbose:
-            print(f"RETDM stage {stage!r}: {stage_epochs} epochs, learning rate {learning_rate}")
-        histories[stage] = model.fit(
+            print(
+                f"RETDM stage {run.stage!r}: {run.epochs} epochs, learning rate {run.learning_rate}"
+            )
+        histories[run.stage] = model.fit(
             train_data,
             validation_data=val_data,
-            epochs=initial_epoch + stage_epochs,
-            initial_epoch=initial_epoch,
+            epochs=run.initial_epoch + run.epochs,
+            initial_epoch=run.initial_epoch,
             callbacks=[*guards, schedule, *callbacks],
             verbose=verbose,
         )
         if records is not None:
-            records.mark_finished(stage, model)
-        initial_epoch += stage_epochs
+            records.mark_finished(run.stage, model)
     return histories

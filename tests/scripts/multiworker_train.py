@@ -13,7 +13,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from tiny_setup import distinct_label_data, tiny_model  # noqa: E402
 
-from retdm_keras.distributed import fit_stages_multiworker, make_strategy  # noqa: E402
+from retdm_keras.training.distributed import fit_stages_multiworker, make_strategy  # noqa: E402
 
 GLOBAL_BATCH = 6
 
