@@ -237,11 +237,18 @@ def check_frozen_options(args: argparse.Namespace) -> None:
 
 
 def _frozen_by_default(args: argparse.Namespace) -> bool:
-    """Whether ``--freeze-backbone`` left unset is expected to mean frozen for images: a
-    pretrained backbone (``--weights`` not 'none') and no multi-worker strategy."""
+    """Whether ``--freeze-backbone`` left unset is expected to mean frozen for images: the
+    training policy's rule (``retdm_keras.training.policy.frozen_by_default``) asked with
+    what the options say, before the model exists: a pretrained backbone (``--weights`` not
+    'none') and the strategy. ``train`` decides for good once the model is built
+    (``resolve_freeze_backbone``)."""
+    from retdm_keras.training.policy import frozen_by_default  # train has loaded TensorFlow
+
     weights = getattr(args, "weights", None)
     pretrained = weights is None or weights.lower() != "none"
-    return pretrained and getattr(args, "strategy", "default") != "multiworker"
+    return frozen_by_default(
+        pretrained, multiworker=getattr(args, "strategy", "default") == "multiworker"
+    )
 
 
 def feature_cache(args: argparse.Namespace) -> str | bool | None:

@@ -150,9 +150,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
 
     multiworker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-    if args.freeze_backbone is None:  # the default: frozen when the backbone is pretrained
-        args.freeze_backbone = not multiworker and resolve_freeze_backbone(
-            model, data.train, None, args.feature_views
+    if args.freeze_backbone is None:  # the default, decided once for the run (training.policy)
+        args.freeze_backbone = resolve_freeze_backbone(
+            model, data.train, None, args.feature_views, multiworker=multiworker
         )
         if args.freeze_backbone:
             print(

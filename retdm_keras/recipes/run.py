@@ -180,6 +180,7 @@ def train_recipe(
         raise RecipeError(f"{recipe.source or recipe.name}: data: the recipe needs a test split")
     model = build_model(recipe, data)
     rates = stage_learning_rates(training, model.backbone)
+    # decided once for the run (training.policy); fit_stages and the entry use the answer
     frozen = resolve_freeze_backbone(
         model, data.train, training.freeze_backbone, training.feature_views
     )

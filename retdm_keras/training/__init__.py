@@ -16,10 +16,13 @@ for feature vectors (``backbone="mlp"``, ours) Adam at 3e-4 / 3e-4 / 3e-5 with d
 weight decay 3, biases excluded (see ``docs/method.md``, "Adam for feature vectors" and
 "Weight decay for feature vectors").
 
-The package's modules: ``fit`` (``fit_stages``: Keras ``model.fit``, one device or
-mirrored, and the frozen-backbone path), ``schedule`` (the stage schedule, the learning rate
-within a stage), ``stage_loop`` (``begin_stage``), ``optimizers`` (optimisers by name, the
-default metrics) and ``verbosity``.
+The package's modules: ``stage_loop`` (``stages_to_run``, the stage loop every path
+shares, and ``begin_stage``), ``fit`` (``fit_stages``: the stages through Keras
+``model.fit``, on one device or mirrored, and the frozen-backbone path), ``distributed``
+(strategies by name, ``fit_stages_multiworker``: the same stages with its own epochs, for
+``MultiWorkerMirroredStrategy``), ``policy`` (whether a run trains the backbone frozen:
+``resolve_freeze_backbone``), ``schedule`` (the stage schedule, the learning rate within a
+stage), ``optimizers`` (optimisers by name, the default metrics) and ``verbosity``.
 
 Example:
 
@@ -37,7 +40,6 @@ Example:
 ['classifier', 'metric', 'joint']
 """
 
-from retdm_keras.frozen_features.default import default_freeze_backbone, resolve_freeze_backbone
 from retdm_keras.optimizer_defaults import (
     ADAM_LEARNING_RATES,
     DEFAULT_LEARNING_RATES,
@@ -55,6 +57,11 @@ from retdm_keras.training.optimizers import (
     default_metrics,
     default_optimizer,
     make_optimizer,
+)
+from retdm_keras.training.policy import (
+    default_freeze_backbone,
+    frozen_by_default,
+    resolve_freeze_backbone,
 )
 from retdm_keras.training.schedule import learning_rates_used, stage_schedule
 from retdm_keras.training.stage_loop import begin_stage
@@ -76,6 +83,7 @@ __all__ = [
     "default_optimizer_name",
     "default_weight_decay",
     "fit_stages",
+    "frozen_by_default",
     "learning_rates_used",
     "make_optimizer",
     "resolve_freeze_backbone",

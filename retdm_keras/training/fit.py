@@ -14,10 +14,10 @@ import tensorflow as tf
 
 from retdm_keras.baseline_blend import baseline_features, fit_baseline_blend
 from retdm_keras.checkpointing import StageRecords, StopOnNonFiniteLoss
-from retdm_keras.frozen_features.default import resolve_freeze_backbone
 from retdm_keras.model import RETDM
 from retdm_keras.optimizer_defaults import backbone_learning_rates
 from retdm_keras.training.optimizers import default_metrics
+from retdm_keras.training.policy import resolve_freeze_backbone
 from retdm_keras.training.schedule import (
     check_learning_rate_schedule,
     learning_rate_callback,
@@ -124,7 +124,8 @@ def fit_stages(
         baseline = val_data is not None and strategy is None and not _distributed(model)
     elif baseline and val_data is None:
         raise ValueError("baseline=True chooses the baseline's weight on val_data: pass it")
-    freeze_backbone = resolve_freeze_backbone(model, train_data, freeze_backbone, feature_views)
+    if freeze_backbone is None:  # a direct call: the run's one decision (training.policy)
+        freeze_backbone = resolve_freeze_backbone(model, train_data, None, feature_views)
     if model.baseline_weight > 0:  # fit for the model as it was: stale once training runs
         if verbose:
             print("RETDM: the baseline mixed in before is dropped (β = 0) for this training")
