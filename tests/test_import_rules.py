@@ -190,6 +190,7 @@ def test_every_package_folder_is_covered():
         modules
     )
     assert "retdm_keras.data.labels" in modules and "retdm_keras_cli" in modules
+    assert {"retdm_keras.training", "retdm_keras.training.stage_loop"} <= modules
 
 
 @pytest.mark.parametrize(
@@ -223,7 +224,8 @@ def test_every_package_folder_is_covered():
         ("retdm_keras.data.labels", "from retdm_keras.model import RETDM", "may not"),
         ("retdm_keras.data.coco", "from retdm_keras import zoo", "may not"),
         ("retdm_keras.training", "from retdm_keras import zoo", "only"),
-        ("retdm_keras.training", "from retdm_keras.recipes import Recipe", "only"),
+        ("retdm_keras.training.fit", "from retdm_keras import zoo", "only"),
+        ("retdm_keras.training.stage_loop", "from retdm_keras.recipes import Recipe", "only"),
         ("retdm_keras.export", "from retdm_keras.cli.common import CLIError", "only"),
         ("retdm_keras.model.objective", "from retdm_keras import zoo", "only"),
         ("retdm_keras.recipes.run", "from retdm_keras.zoo.loading import load", "use only"),
