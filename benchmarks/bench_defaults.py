@@ -155,7 +155,7 @@ def anchors(data: Path, name: str, model_path: Path) -> dict:
 
 def run_defaults(seeds, data: Path, sets=None, work: Path | None = None, bce: bool = True) -> dict:
     """The section's results: ``{"sets": {name: {...}}}`` (``bce=False``: without the BCE
-    runs, for a caller that keeps stored ones)."""
+    runs and the deterministic anchors, for a caller that keeps stored ones)."""
     work = work or REPO / "runs" / "bench_defaults"
     names = list(sets or [*IMAGE_SETS, *MULAN_SETS])
     results: dict = {"sets": {}, "seeds": list(seeds)}
@@ -174,7 +174,8 @@ def run_defaults(seeds, data: Path, sets=None, work: Path | None = None, bce: bo
             log(f"  {name} seed {seed}: RETDM {entry['retdm'][-1]['average_precision']:.4f} "
                 f"(alone {entry['retdm_alone'][-1]['average_precision']:.4f}, β = {share}); "
                 f"{seconds:.0f} s")  # fmt: skip
-        entry.update(anchors(data, name, work / name / f"retdm-{seeds[0]}" / "model.keras"))
+        if bce:
+            entry.update(anchors(data, name, work / name / f"retdm-{seeds[0]}" / "model.keras"))
         results["sets"][name] = entry
         _save(results)
     for name in names if bce else ():
@@ -208,7 +209,8 @@ if __name__ == "__main__":  # python benchmarks/bench_defaults.py [--keep-bce] [
     root = data_dir()
     configure_environment(root)
     os.environ.setdefault("RETDM_DATA_DIR", str(root))
-    keep_bce = "--keep-bce" in sys.argv  # the BCE runs do not depend on the default's changes
+    # the BCE runs and the anchors (BR-LR, ML-kNN) do not depend on RETDM's defaults
+    keep_bce = "--keep-bce" in sys.argv
     chosen = [a for a in sys.argv[1:] if a != "--keep-bce"] or None
     result = run_defaults([0, 1, 2], root, chosen, bce=not keep_bce)
     path = REPO / "benchmarks" / "results" / "defaults_full.json"
@@ -216,7 +218,8 @@ if __name__ == "__main__":  # python benchmarks/bench_defaults.py [--keep-bce] [
         stored = json.loads(path.read_text())["sets"]
         for name, entry in result["sets"].items():
             if keep_bce:
-                entry["bce"] = stored[name]["bce"]
+                for kept in ("bce", "br_lr", "mlknn"):
+                    entry[kept] = stored[name][kept]
                 entry["seconds"]["bce"] = stored[name]["seconds"]["bce"]
             stored[name] = entry
         result = {**result, "sets": stored}

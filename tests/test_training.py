@@ -181,6 +181,19 @@ def test_a_bad_learning_rate_schedule_is_an_error(schedule, message):
         fit_stages(model, train, epochs=(2, 0, 0), learning_rate_schedule=schedule)
 
 
+def test_a_bad_schedule_fails_before_the_frozen_extraction(monkeypatch):
+    import retdm_keras.frozen_features as frozen_features
+
+    def extract(*args, **kwargs):
+        pytest.fail("the features were extracted before the schedule was checked")
+
+    monkeypatch.setattr(frozen_features, "prepare_frozen_data", extract)
+    train, _, _ = synthetic()
+    model = RETDM(3, backbone="tiny_cnn", image_size=16, embed_dim=8)
+    with pytest.raises(ValueError, match="one value per stage"):
+        fit_stages(model, train, epochs=(1, 1), freeze_backbone=True)
+
+
 def test_bad_schedule_is_an_error():
     train, _, _ = synthetic()
     model = RETDM(3, backbone="tiny_cnn", image_size=16, embed_dim=8)

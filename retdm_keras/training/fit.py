@@ -166,7 +166,7 @@ def fit_stages(
         return histories
     from retdm_keras.frozen_features import prepare_frozen_data
 
-    stage_schedule(epochs, learning_rates)  # a bad schedule fails before the extraction
+    list(stage_schedule(epochs, learning_rates))  # a bad schedule fails before the extraction
     frozen = prepare_frozen_data(
         model,
         train_data,
