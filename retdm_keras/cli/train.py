@@ -124,6 +124,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             "that folder to start over"
         )
     data = train_data(args)
+    whole = data if data.val is None else None  # every training row, if held out below
     from retdm_keras.baseline_blend import DEFAULT_VAL_FRACTION
 
     one_device = getattr(args, "strategy", "default") == "default"
@@ -201,7 +202,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         if carved and args.refit and choice is not None and choice.weight < 1.0:
             # the held-out rows chose β and C; the final RETDM learns from every row, like
             # the baseline stored in the model (docs/method.md, "Retrained on all rows")
-            all_rows = train_data(argparse.Namespace(**{**vars(args), "val_fraction": None}))
+            all_rows = whole or train_data(
+                argparse.Namespace(**{**vars(args), "val_fraction": None})
+            )
             rows = all_rows.sizes["train"]
             print(
                 f"{PROG}: retraining RETDM on all {rows} training rows with the learning "
